@@ -1,0 +1,1 @@
+"""The Eng Lead's cutover board (Streamlit); see issue 6."""

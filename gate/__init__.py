@@ -1,0 +1,1 @@
+"""Per-tenant, per-route go/no-go from a policy and honest statistics; see issue 5."""

@@ -1,0 +1,150 @@
+"""Fire-and-forget capture: a bounded queue on the hot path, one writer task batching XADDs to Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+
+import msgspec
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from mirror.blobs import BlobStore
+from mirror.exchange import Body, Exchange, ResponseSide, encode_entry
+from mirror.metrics import TapMetrics
+from mirror.streams import Streams
+from shadowgate.settings import Limits
+
+log = logging.getLogger("shadowgate.capture")
+
+_BACKOFF_MIN_S = 0.05
+_BACKOFF_MAX_S = 2.0
+
+
+class CaptureWriter:
+    """`submit` never waits; `run` drains the queue in pipelined batches; `close` flushes for a grace period.
+
+    When Redis is slow or down the queue fills and new exchanges are dropped and counted; the writer
+    keeps trying with a capped backoff and resumes by itself when Redis answers again.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        streams: Streams,
+        limits: Limits,
+        blobs: BlobStore,
+        metrics: TapMetrics,
+    ) -> None:
+        self._redis = redis
+        self._stream = streams.captures
+        self._limits = limits
+        self._blobs = blobs
+        self._metrics = metrics
+        self._queue: asyncio.Queue[Exchange] = asyncio.Queue(limits.capture_queue)
+        self._closing = False
+        self._inflight = 0
+        self.captured = 0
+        self.dropped: collections.Counter[str] = collections.Counter()
+        metrics.track_queue(self._queue.qsize)
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    def drop(self, reason: str, n: int = 1) -> None:
+        self.dropped[reason] += n
+        self._metrics.dropped.labels(reason).inc(n)
+
+    def submit(self, exchange: Exchange) -> None:
+        if self._closing:
+            self.drop("shutdown")
+            return
+        try:
+            self._queue.put_nowait(exchange)
+        except asyncio.QueueFull:
+            self.drop("queue_full")
+
+    async def run(self) -> None:
+        backoff = _BACKOFF_MIN_S
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._limits.capture_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            self._inflight = len(batch)
+            try:
+                ok = await self._write(batch)
+            finally:
+                self._inflight = 0
+                for _ in batch:
+                    self._queue.task_done()
+            if ok:
+                backoff = _BACKOFF_MIN_S
+            else:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _BACKOFF_MAX_S)
+
+    async def _write(self, batch: list[Exchange]) -> bool:
+        entries: list[tuple[Exchange, dict[str, bytes | str | int]]] = []
+        for exchange in batch:
+            try:
+                stored = await self._offload_large_bodies(exchange)
+                entries.append((stored, encode_entry(stored)))
+            except OSError:
+                log.warning("blob store write failed for exchange %s", exchange.id)
+                self.drop("blob_error")
+            except (msgspec.EncodeError, TypeError, ValueError):
+                log.exception("cannot encode exchange %s", exchange.id)
+                self.drop("encode_error")
+        if not entries:
+            return True
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for _, fields in entries:
+                    pipe.xadd(
+                        self._stream,
+                        fields,  # type: ignore[arg-type]
+                        maxlen=self._limits.stream_maxlen,
+                        approximate=True,
+                    )
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("capture batch of %d lost: Redis %s", len(entries), type(exc).__name__)
+            self.drop("redis_error", len(entries))
+            return False
+        self.captured += len(entries)
+        for stored, _ in entries:
+            self._metrics.captured.labels(stored.route).inc()
+        return True
+
+    async def _offload_large_bodies(self, exchange: Exchange) -> Exchange:
+        inline = self._limits.inline_body_bytes
+        request, primary = exchange.request, exchange.primary
+        if request.body.data is not None and request.body.size > inline:
+            body = await self._store(request.body)
+            request = msgspec.structs.replace(request, body=body)
+        if primary.body.data is not None and primary.body.size > inline:
+            primary = _with_body(primary, await self._store(primary.body))
+        if request is exchange.request and primary is exchange.primary:
+            return exchange
+        return msgspec.structs.replace(exchange, request=request, primary=primary)
+
+    async def _store(self, body: Body) -> Body:
+        assert body.data is not None
+        ref = await asyncio.to_thread(self._blobs.put, body.data)
+        return Body(size=body.size, ref=ref)
+
+    async def close(self, grace_s: float) -> None:
+        """Stop taking new exchanges, give the writer `grace_s` to flush, then count what is left."""
+        self._closing = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), grace_s)
+        left = self._queue.qsize() + self._inflight
+        if left:
+            self.drop("shutdown", left)
+
+
+def _with_body(side: ResponseSide, body: Body) -> ResponseSide:
+    return msgspec.structs.replace(side, body=body)

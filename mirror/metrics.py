@@ -1,0 +1,97 @@
+"""Prometheus metrics of the tap: requests, captures, drops by reason, queue depth, primary latency."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+DROP_REASONS = (
+    "queue_full",  # the bounded capture queue was full (Redis slow or down for a while)
+    "redis_error",  # a batch could not be written to Redis
+    "too_large",  # a body above limits.max_capture_body_bytes
+    "blob_error",  # a large body could not be written to the blob store
+    "encode_error",  # the exchange could not be encoded (a bug; logged with its id)
+    "shutdown",  # still queued when the shutdown grace period ran out
+)
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 2.5, 5, 10, 30, 60, 120, 600)
+
+
+class TapMetrics:
+    """One instance per tap process; a private registry so tests and workers don't collide."""
+
+    def __init__(self, multiproc_dir: Path | None = None) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._multiproc_dir = multiproc_dir
+        reg = self.registry
+        self.requests = Counter(
+            "shadowgate_tap_requests",
+            "Requests answered by the tap, by route kind and status class.",
+            ["route", "status"],
+            registry=reg,
+        )
+        self.captured = Counter(
+            "shadowgate_tap_captured",
+            "Exchanges written to the captures stream.",
+            ["route"],
+            registry=reg,
+        )
+        self.dropped = Counter(
+            "shadowgate_tap_capture_dropped",
+            "Exchanges that were sampled but not captured, by reason.",
+            ["reason"],
+            registry=reg,
+        )
+        for reason in DROP_REASONS:
+            self.dropped.labels(reason)
+        self.primary_errors = Counter(
+            "shadowgate_tap_primary_errors",
+            "Requests the primary could not answer (the client got a 502 or 504).",
+            ["cause"],
+            registry=reg,
+        )
+        self.queue_depth = Gauge(
+            "shadowgate_tap_capture_queue_depth",
+            "Exchanges waiting to be written to Redis.",
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
+        self.primary_seconds = Histogram(
+            "shadowgate_tap_primary_seconds",
+            "Time from forwarding a request to the last byte of the primary's response.",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self._children: dict[tuple[str, str], Counter] = {}
+
+    def count_request(self, route: str, status: int) -> None:
+        key = (route, f"{status // 100}xx")
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.requests.labels(*key)
+        child.inc()
+
+    def track_queue(self, depth: Callable[[], int]) -> None:
+        if self._multiproc_dir is None:
+            self.queue_depth.set_function(depth)
+
+    def dropped_total(self) -> dict[str, float]:
+        return {r: self.dropped.labels(r)._value.get() for r in DROP_REASONS}
+
+    def render(self) -> tuple[bytes, str]:
+        if self._multiproc_dir is not None:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=str(self._multiproc_dir))
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,396 @@
+"""The tap: answer every request from the primary, unchanged, and hand a copy to the capture writer."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDictProxy
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from yarl import URL
+
+from mirror.attribution import Attribution, Attributor
+from mirror.blobs import BlobStore
+from mirror.capture import CaptureWriter
+from mirror.exchange import Body, Exchange, RequestSide, ResponseSide
+from mirror.headers import client_response_headers, sanitize, upstream_request_headers
+from mirror.metrics import TapMetrics
+from mirror.streams import Streams
+from shadowgate.settings import Settings
+
+log = logging.getLogger("shadowgate.tap")
+
+# Responses with a known length up to this size are read whole and sent in one write (cheapest path);
+# anything else, SSE above all, is relayed chunk by chunk as it arrives.
+BUFFER_RESPONSE_BYTES = 1024 * 1024
+_STREAM_READ_BYTES = 256 * 1024
+
+
+@dataclass
+class TapState:
+    settings: Settings
+    attributor: Attributor
+    metrics: TapMetrics
+    primary_base: str
+    secret_headers: frozenset[str]
+    session: aiohttp.ClientSession | None = None
+    capture: CaptureWriter | None = None
+    requests: int = 0
+    primary_failures: int = 0
+    _histograms: dict[str, object] = field(default_factory=dict)
+
+    def observe_primary(self, route: str, seconds: float) -> None:
+        child = self._histograms.get(route)
+        if child is None:
+            child = self._histograms[route] = self.metrics.primary_seconds.labels(route)
+        child.observe(seconds)  # type: ignore[attr-defined]
+
+
+STATE = web.AppKey("state", TapState)
+
+
+def build_app(
+    settings: Settings,
+    *,
+    metrics: TapMetrics | None = None,
+    multiproc_dir: Path | None = None,
+) -> web.Application:
+    """The tap as an aiohttp application. With capture on, `settings.redis_url` must be set."""
+    if settings.capture and not settings.redis_url:
+        raise ValueError("capture needs settings.redis_url (the CLI starts the embedded Redis)")
+    state = TapState(
+        settings=settings,
+        attributor=Attributor(settings),
+        metrics=metrics or TapMetrics(multiproc_dir),
+        primary_base=str(settings.primary_url).rstrip("/"),
+        secret_headers=frozenset(h.lower() for h in settings.secret_headers),
+    )
+    app = web.Application(client_max_size=settings.limits.max_request_body_bytes)
+    app[STATE] = state
+    app.cleanup_ctx.append(_primary_session)
+    if settings.capture:
+        app.cleanup_ctx.append(_capture_writer)
+    admin = settings.admin_prefix
+    app.router.add_get(f"{admin}/healthz", _healthz)
+    app.router.add_get(f"{admin}/metrics", _metrics)
+    app.router.add_route("*", "/{tail:.*}", _proxy)
+    return app
+
+
+async def _primary_session(app: web.Application) -> AsyncIterator[None]:
+    state = app[STATE]
+    s = state.settings
+    state.session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60),
+        timeout=aiohttp.ClientTimeout(
+            total=None, connect=s.primary_connect_timeout_s, sock_read=s.primary_timeout_s
+        ),
+        # Bodies pass through as bytes: gzip stays gzip, and no cookie of one client reaches another.
+        auto_decompress=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+    )
+    yield
+    await state.session.close()
+    log.info(
+        "tap stopped: %d requests, %d primary failures, %s",
+        state.requests,
+        state.primary_failures,
+        _capture_summary(state.capture),
+    )
+
+
+async def _capture_writer(app: web.Application) -> AsyncIterator[None]:
+    state = app[STATE]
+    s = state.settings
+    assert s.redis_url is not None
+    redis = Redis.from_url(
+        s.redis_url,
+        socket_timeout=2.0,
+        socket_connect_timeout=1.0,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=1),
+    )
+    writer = CaptureWriter(
+        redis, Streams(s.stream_prefix), s.limits, BlobStore(s.blob_path), state.metrics
+    )
+    task = asyncio.create_task(writer.run(), name="capture-writer")
+    state.capture = writer
+    yield
+    # aiohttp runs this after in-flight requests finished: flush what they queued, then stop.
+    await writer.close(s.shutdown_grace_s)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await redis.aclose()
+
+
+def _capture_summary(writer: CaptureWriter | None) -> str:
+    if writer is None:
+        return "capture off"
+    dropped = ", ".join(f"{k}={v}" for k, v in sorted(writer.dropped.items())) or "none"
+    return f"{writer.captured} captured, dropped: {dropped}"
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    capture = state.capture
+    body: dict[str, object] = {"status": "ok", "requests": state.requests}
+    if capture is not None:
+        body["capture"] = {
+            "queue": capture.depth,
+            "captured": capture.captured,
+            "dropped": dict(capture.dropped),
+        }
+    return web.json_response(body)
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    data, content_type = request.app[STATE].metrics.render()
+    return web.Response(body=data, headers={"Content-Type": content_type})
+
+
+def _upstream_error(status: int, cause: str) -> web.Response:
+    return web.json_response(
+        {"error": {"type": "shadowgate_primary_error", "code": cause, "message": _MESSAGES[cause]}},
+        status=status,
+    )
+
+
+_MESSAGES = {
+    "primary_unreachable": "the production route could not be reached",
+    "primary_timeout": "the production route did not answer in time",
+    "primary_disconnected": "the production route closed the connection without an answer",
+}
+
+
+def _classify(exc: BaseException) -> tuple[int, str]:
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return 504, "primary_timeout"
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+        return 502, "primary_disconnected"
+    return 502, "primary_unreachable"
+
+
+async def _proxy(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    state.requests += 1
+    limits = state.settings.limits
+    attribution = state.attributor.attribute(request.path, request.headers)
+    capture = attribution.sampled and state.capture is not None
+    started_wall = time.time()
+    started = time.perf_counter()
+
+    request_body: bytes | None = None
+    data: bytes | io.BytesIO | AsyncIterator[bytes] | None
+    length = request.content_length
+    if length is not None and length > limits.max_capture_body_bytes:
+        # Too big to hold: relay it as it arrives (Content-Length is kept, so no re-chunking).
+        data = request.content.iter_chunked(_STREAM_READ_BYTES)
+        if capture:
+            capture = False
+            _drop(state, "too_large")
+    else:
+        request_body = await request.read()
+        if len(request_body) > _STREAM_READ_BYTES:
+            # aiohttp writes a BytesIO in slices instead of one write that holds the loop.
+            data = io.BytesIO(request_body)
+        else:
+            data = request_body if request_body or request.body_exists else None
+
+    assert state.session is not None
+    url = URL(state.primary_base + request.raw_path, encoded=True)
+    try:
+        resp = await state.session.request(
+            request.method,
+            url,
+            headers=upstream_request_headers(request.headers),
+            data=data,
+            allow_redirects=False,
+        )
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        return _primary_failed(state, attribution, exc, started)
+
+    headers_at = time.perf_counter()
+    try:
+        if _buffered(resp):
+            try:
+                body = await resp.read()
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                return _primary_failed(state, attribution, exc, started)
+            out = web.Response(
+                status=resp.status,
+                reason=resp.reason,
+                headers=client_response_headers(resp.headers),
+                body=body,
+            )
+            end = time.perf_counter()
+            first_byte = end if body else None
+            error = None
+            aborted = False
+            captured: bytes | None = body
+        else:
+            out, captured, first_byte, error, aborted = await _relay(
+                request, resp, limits.max_capture_body_bytes if capture else -1
+            )
+            end = time.perf_counter()
+            if capture and captured is None:
+                capture = False
+                _drop(state, "too_large")
+    finally:
+        resp.release()
+
+    state.metrics.count_request(attribution.route.kind, resp.status)
+    state.observe_primary(attribution.route.kind, end - started)
+    if capture and state.capture is not None:
+        if request_body is not None and len(request_body) > limits.max_capture_body_bytes:
+            _drop(state, "too_large")
+        else:
+            state.capture.submit(
+                _exchange(
+                    state,
+                    request,
+                    attribution,
+                    request_body or b"",
+                    resp,
+                    captured or b"",
+                    started_wall=started_wall,
+                    ms=(headers_at - started, first_byte and first_byte - started, end - started),
+                    error=error,
+                    aborted=aborted,
+                )
+            )
+    return out
+
+
+def _buffered(resp: aiohttp.ClientResponse) -> bool:
+    length = resp.content_length
+    if length is None or length > BUFFER_RESPONSE_BYTES:
+        return False
+    return not resp.headers.get("Content-Type", "").startswith("text/event-stream")
+
+
+async def _relay(
+    request: web.Request, resp: aiohttp.ClientResponse, keep_limit: int
+) -> tuple[web.StreamResponse, bytes | None, float | None, str | None, bool]:
+    """Send the primary's body to the client chunk by chunk as it arrives, keeping a copy if asked.
+
+    Returns the response, the copy (None when not kept or over `keep_limit`), the time of the first
+    body byte, the primary's error class if its stream broke, and whether the client went away.
+    """
+    out = web.StreamResponse(
+        status=resp.status, reason=resp.reason, headers=client_response_headers(resp.headers)
+    )
+    chunked = "chunked" in resp.headers.get("Transfer-Encoding", "").lower()
+    if resp.content_length is not None and not chunked:
+        out.content_length = resp.content_length
+    await out.prepare(request)
+    copy: bytearray | None = bytearray() if keep_limit >= 0 else None
+    first_byte: float | None = None
+    while True:
+        try:
+            chunk = await resp.content.readany()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            # Headers are already out: end the connection abruptly, as the primary did to us,
+            # so the client sees a broken response and not a complete one.
+            if request.transport is not None:
+                request.transport.abort()
+            return out, _bytes(copy), first_byte, type(exc).__name__, False
+        if not chunk:
+            break
+        if first_byte is None:
+            first_byte = time.perf_counter()
+        if copy is not None:
+            if len(copy) + len(chunk) > keep_limit:
+                copy = None
+            else:
+                copy += chunk
+        try:
+            await out.write(chunk)
+        except ConnectionResetError:
+            resp.close()
+            return out, _bytes(copy), first_byte, None, True
+    await out.write_eof()
+    return out, _bytes(copy), first_byte, None, False
+
+
+def _bytes(copy: bytearray | None) -> bytes | None:
+    return bytes(copy) if copy is not None else None
+
+
+def _primary_failed(
+    state: TapState, attribution: Attribution, exc: BaseException, started: float
+) -> web.Response:
+    status, cause = _classify(exc)
+    state.primary_failures += 1
+    state.metrics.primary_errors.labels(cause).inc()
+    state.metrics.count_request(attribution.route.kind, status)
+    log.warning(
+        "request %s to primary failed after %.0f ms: %s",
+        attribution.request_id,
+        (time.perf_counter() - started) * 1000,
+        type(exc).__name__,
+    )
+    return _upstream_error(status, cause)
+
+
+def _drop(state: TapState, reason: str) -> None:
+    if state.capture is not None:
+        state.capture.drop(reason)
+
+
+def _exchange(
+    state: TapState,
+    request: web.Request,
+    attribution: Attribution,
+    request_body: bytes,
+    resp: aiohttp.ClientResponse,
+    response_body: bytes,
+    *,
+    started_wall: float,
+    ms: tuple[float, float | None, float],
+    error: str | None,
+    aborted: bool,
+) -> Exchange:
+    secret = state.secret_headers
+    headers_s, first_s, total_s = ms
+    streamed = resp.headers.get("Content-Type", "").startswith("text/event-stream")
+    return Exchange(
+        id=attribution.request_id,
+        tenant=attribution.tenant,
+        route=attribution.route.kind.value,
+        route_prefix=attribution.route.prefix,
+        captured_at=time.time(),
+        request=RequestSide(
+            method=request.method,
+            path=request.rel_url.raw_path,
+            query=request.rel_url.raw_query_string,
+            headers=sanitize(request.headers.items(), secret),
+            body=Body(size=len(request_body), data=request_body),
+            stream=streamed,
+        ),
+        primary=ResponseSide(
+            role="primary",
+            status=resp.status,
+            headers=sanitize(_items(resp.headers), secret),
+            body=Body(size=len(response_body), data=response_body),
+            started_at=started_wall,
+            headers_ms=headers_s * 1000,
+            ttfb_ms=None if first_s is None else first_s * 1000,
+            total_ms=total_s * 1000,
+            error=error,
+            streamed=streamed,
+            client_aborted=aborted,
+        ),
+    )
+
+
+def _items(headers: CIMultiDictProxy[str]) -> list[tuple[str, str]]:
+    return list(headers.items())

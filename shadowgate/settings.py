@@ -1,0 +1,230 @@
+"""The one settings model: a TOML file plus SHADOWGATE_* environment overrides, built once per command."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_ENV = "SHADOWGATE_CONFIG"
+DEFAULT_CONFIG_FILE = Path("shadowgate.toml")
+
+
+class RouteKind(StrEnum):
+    AUDIO = "audio"
+    CHAT = "chat"
+    REASON = "reason"
+    EMBED = "embed"
+    RERANK = "rerank"
+    VISION = "vision"
+    OTHER = "other"
+
+
+Rate = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Tenant(_Strict):
+    """A clinic. A request belongs to it by the tenant header or by the hash of its API key."""
+
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = ""
+    # SHA-256 hex digests of the API keys this tenant's requests carry (`shadowgate hash-key KEY`);
+    # the keys themselves never sit in a config file.
+    api_key_sha256: tuple[str, ...] = ()
+    sample_rate: Rate = 1.0
+    mirror: bool = True
+    # Sensitive tenants forbid clinical data leaving the clinic's own servers; later stages use it.
+    sensitive: bool = False
+
+    @field_validator("api_key_sha256")
+    @classmethod
+    def _hex_digests(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for digest in value:
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest.lower()):
+                raise ValueError("api_key_sha256 entries must be 64 hex characters (a SHA-256)")
+        return tuple(d.lower() for d in value)
+
+
+class Route(_Strict):
+    """A path prefix of the gateway and the kind of inference behind it."""
+
+    prefix: str = Field(pattern=r"^/")
+    kind: RouteKind
+    sample_rate: Rate = 1.0
+
+
+DEFAULT_ROUTES: tuple[Route, ...] = (
+    Route(prefix="/v1/audio/transcriptions", kind=RouteKind.AUDIO),
+    Route(prefix="/v1/audio/translations", kind=RouteKind.AUDIO),
+    Route(prefix="/v1/chat/completions", kind=RouteKind.CHAT),
+    Route(prefix="/v1/embeddings", kind=RouteKind.EMBED),
+    Route(prefix="/v1/rerank", kind=RouteKind.RERANK),
+    Route(prefix="/rerank", kind=RouteKind.RERANK),
+)
+
+
+class Limits(_Strict):
+    # Bodies up to this size travel inside the stream entry; larger ones go to the blob store once.
+    inline_body_bytes: int = Field(default=64 * 1024, ge=0)
+    # Bodies above this are forwarded untouched but not captured (counted as too_large).
+    max_capture_body_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    # Largest request body the tap accepts at all (the primary decides below this).
+    max_request_body_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
+    # Exchanges waiting for Redis; beyond it new captures are dropped (queue_full).
+    capture_queue: int = Field(default=10_000, ge=1)
+    capture_batch: int = Field(default=256, ge=1)
+    # Approximate cap on each stream's length (XADD MAXLEN ~).
+    stream_maxlen: int = Field(default=1_000_000, ge=1)
+
+
+class Settings(BaseSettings):
+    """Everything a shadowgate command needs. Built once in the entry point and passed down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SHADOWGATE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    primary_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:4000")
+    candidate_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8000")
+    candidate_api_key: SecretStr | None = None
+    # Unset: start the embedded Redis-compatible server. Set: redis://, rediss:// or unix://.
+    redis_url: str | None = None
+    # Unset: a SQLite file in data_dir.
+    db_url: str | None = None
+    data_dir: Path = Path(".shadowgate")
+    blob_dir: Path | None = None
+    stream_prefix: str = Field(default="shadowgate", pattern=r"^[A-Za-z0-9_.:-]+$")
+
+    tenant_header: str = "X-Tenant-ID"
+    default_tenant: str = "unknown"
+    tenants: tuple[Tenant, ...] = ()
+    routes: tuple[Route, ...] = DEFAULT_ROUTES
+    # Client headers whose values identify a retry of the same request (sampling stays consistent).
+    request_id_headers: tuple[str, ...] = ("X-Request-ID", "Idempotency-Key")
+    # Headers never written to Redis in clear and never sent beyond the primary.
+    secret_headers: tuple[str, ...] = (
+        "Authorization",
+        "Proxy-Authorization",
+        "Api-Key",
+        "X-Api-Key",
+        "Cookie",
+        "Set-Cookie",
+        "OpenAI-Organization",
+        "OpenAI-Project",
+    )
+
+    capture: bool = True
+    candidate_timeout_s: float = Field(default=10.0, gt=0)
+    primary_timeout_s: float = Field(default=600.0, gt=0)
+    primary_connect_timeout_s: float = Field(default=5.0, gt=0)
+    shutdown_grace_s: float = Field(default=10.0, ge=0)
+    admin_prefix: str = Field(default="/_shadowgate", pattern=r"^/_[A-Za-z0-9_-]+$")
+    limits: Limits = Limits()
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        assert value is not None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_tenants(self) -> Settings:
+        ids = [t.id for t in self.tenants]
+        if len(ids) != len(set(ids)):
+            raise ValueError("tenant ids must be unique")
+        seen: dict[str, str] = {}
+        for tenant in self.tenants:
+            for digest in tenant.api_key_sha256:
+                if digest in seen:
+                    raise ValueError(f"an API key is mapped to both {seen[digest]} and {tenant.id}")
+                seen[digest] = tenant.id
+        return self
+
+    @property
+    def blob_path(self) -> Path:
+        return self.blob_dir if self.blob_dir is not None else self.data_dir / "blobs"
+
+    @property
+    def sqlite_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.data_dir / 'shadowgate.db'}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Precedence: explicit arguments, then the environment, then the TOML file (if any).
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings for a command from a TOML file and the environment.
+
+    The file is `config`, else $SHADOWGATE_CONFIG, else ./shadowgate.toml when it exists, else none.
+    """
+    env_file = os.environ.get(CONFIG_ENV)
+    path = config or (Path(env_file) if env_file else None)
+    if path is None and DEFAULT_CONFIG_FILE.is_file():
+        path = DEFAULT_CONFIG_FILE
+    if path is not None and not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    cls: type[Settings] = Settings
+    if path is not None:
+        cls = type("Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": path}})
+    try:
+        return cls(**overrides)
+    except ValueError as exc:  # pydantic.ValidationError is a ValueError
+        raise ConfigError(_one_sentence(exc)) from exc
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ConfigError(Exception):
+    """Configuration that cannot run; the message is one sentence for the user."""
+
+
+def _one_sentence(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        parts = []
+        for err in errors():
+            where = ".".join(str(p) for p in err.get("loc", ())) or "settings"
+            parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        return "invalid configuration: " + "; ".join(parts)
+    return f"invalid configuration: {exc}"

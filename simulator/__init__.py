@@ -1,0 +1,1 @@
+"""An OpenAI-compatible simulator of the primary and candidate servers, for demos, tests and benchmarks."""
