@@ -28,9 +28,7 @@ class Attributor:
         self._header = settings.tenant_header
         self._default = settings.default_tenant
         self._tenants: dict[str, Tenant] = {t.id: t for t in settings.tenants}
-        self._by_key: dict[str, str] = {
-            digest: t.id for t in settings.tenants for digest in t.api_key_sha256
-        }
+        self._by_key: dict[str, str] = {digest: t.id for t in settings.tenants for digest in t.api_key_sha256}
         # Longest prefix first, so /v1/audio/transcriptions wins over /v1/audio.
         self._routes = sorted(settings.routes, key=lambda r: len(r.prefix), reverse=True)
         self._id_headers = settings.request_id_headers

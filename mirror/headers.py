@@ -43,5 +43,5 @@ def client_response_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
 
 
 def sanitize(headers: Iterable[tuple[str, str]], secret: frozenset[str]) -> list[tuple[str, str]]:
-    """Headers for a stream entry: secrets replaced by a marker, so their presence is kept, not their value."""
+    """Headers for a stream entry: secrets replaced by a marker (their presence is kept, not their value)."""
     return [(str(k), REDACTED if k.lower() in secret else str(v)) for k, v in headers]

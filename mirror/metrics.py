@@ -92,6 +92,6 @@ class TapMetrics:
     def render(self) -> tuple[bytes, str]:
         if self._multiproc_dir is not None:
             registry = CollectorRegistry()
-            MultiProcessCollector(registry, path=str(self._multiproc_dir))
+            MultiProcessCollector(registry, path=str(self._multiproc_dir))  # type: ignore[no-untyped-call]
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

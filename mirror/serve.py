@@ -38,9 +38,7 @@ async def serve_app(
     runner = runner_for(app, shutdown_timeout)
     await runner.setup()
     try:
-        site = web.TCPSite(
-            runner, host, port, backlog=2048, reuse_port=reuse_port, shutdown_timeout=shutdown_timeout
-        )
+        site = web.TCPSite(runner, host, port, backlog=2048, reuse_port=reuse_port)
         await site.start()
         bound = _bound_port(runner, port)
         if on_ready is not None:
@@ -127,7 +125,11 @@ def _run_one(
         capture = "capture on" if settings.capture else "capture off"
         log.info(
             "tap pid %d listening on http://%s:%d -> %s (%s)",
-            os.getpid(), host, bound, settings.primary_url, capture,
+            os.getpid(),
+            host,
+            bound,
+            settings.primary_url,
+            capture,
         )
 
     with asyncio.Runner(loop_factory=new_event_loop) as runner:

@@ -119,9 +119,7 @@ async def _capture_writer(app: web.Application) -> AsyncIterator[None]:
         socket_connect_timeout=1.0,
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=1),
     )
-    writer = CaptureWriter(
-        redis, Streams(s.stream_prefix), s.limits, BlobStore(s.blob_path), state.metrics
-    )
+    writer = CaptureWriter(redis, Streams(s.stream_prefix), s.limits, BlobStore(s.blob_path), state.metrics)
     task = asyncio.create_task(writer.run(), name="capture-writer")
     state.capture = writer
     yield
@@ -219,6 +217,7 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
         return _primary_failed(state, attribution, exc, started)
 
     headers_at = time.perf_counter()
+    out: web.StreamResponse
     try:
         if _buffered(resp):
             try:

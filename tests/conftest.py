@@ -1,4 +1,4 @@
-"""Shared fixtures: the machines' real Redis (127.0.0.1:6379 unless SHADOWGATE_TEST_REDIS_URL says otherwise)."""
+"""Shared fixtures: the real Redis at 127.0.0.1:6379 (SHADOWGATE_TEST_REDIS_URL overrides it)."""
 
 from __future__ import annotations
 

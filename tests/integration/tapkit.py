@@ -27,7 +27,8 @@ async def serving(
     app: web.Application, port: int = 0, *, tap_runner: bool = False, shutdown_timeout: float = 5.0
 ) -> AsyncIterator[str]:
     """Serve `app` on 127.0.0.1 and yield its base URL."""
-    runner = runner_for(app, shutdown_timeout) if tap_runner else web.AppRunner(app)
+    # The fake primary must see request bodies as sent (gzip included), so no inflating there either.
+    runner = runner_for(app, shutdown_timeout) if tap_runner else web.AppRunner(app, auto_decompress=False)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()

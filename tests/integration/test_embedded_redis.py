@@ -56,15 +56,6 @@ def accepts(port: int) -> bool:
     return True
 
 
-def python(script: str, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(script), *args],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-
-
 def read_line(proc: subprocess.Popen[str], timeout: float = 15.0) -> str:
     assert proc.stdout is not None
     ready, _, _ = select.select([proc.stdout], [], [], timeout)
@@ -76,16 +67,39 @@ def read_line(proc: subprocess.Popen[str], timeout: float = 15.0) -> str:
 
 @pytest.fixture
 def reap() -> Iterator[Callable[[int], None]]:
-    """Remember pids of servers and helper children; kill whatever is left at the end."""
+    """Remember pids of servers started by children; kill any left at the end."""
     pids: list[int] = []
     yield pids.append
     binary = server_binary()
-    ours = {binary, Path(sys.executable).resolve()}
     for pid in pids:
-        # Only ever kill our own server binary or our own Python child, never a reused pid.
+        # Only ever kill our own server binary, never a process that reused the pid.
         with contextlib.suppress(OSError):
-            if is_live(pid) and Path(os.readlink(f"/proc/{pid}/exe")) in ours:
+            if is_live(pid) and Path(os.readlink(f"/proc/{pid}/exe")) == binary:
                 os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def python() -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Run a Python script in a child; the child is killed and reaped at the end."""
+    children: list[subprocess.Popen[str]] = []
+
+    def run(script: str, *args: str) -> subprocess.Popen[str]:
+        child = subprocess.Popen(  # noqa: S603 - this interpreter running our own script
+            [sys.executable, "-c", textwrap.dedent(script), *args],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        children.append(child)
+        return child
+
+    yield run
+    for child in children:
+        if child.poll() is None:
+            child.kill()
+        child.wait(10)
+        assert child.stdout is not None
+        child.stdout.close()
 
 
 @pytest.fixture
@@ -115,7 +129,8 @@ def test_stop_closes_the_port_and_is_idempotent(tmp_path: Path) -> None:
     embedded.stop()  # before start: nothing to do
     embedded.start()
     port, pid = embedded.port, embedded.pid
-    assert pid is not None and accepts(port)
+    assert pid is not None
+    assert accepts(port)
     assert embedded.url == f"redis://127.0.0.1:{port}/0"
     assert json.loads((tmp_path / "redis" / STATE_FILE).read_text())["pid"] == pid
     embedded.stop()
@@ -169,7 +184,9 @@ def test_started_from_a_short_lived_thread_it_keeps_running(tmp_path: Path) -> N
         embedded.stop()
 
 
-def test_an_orphan_of_a_crash_is_terminated(tmp_path: Path, reap: Callable[[int], None]) -> None:
+def test_an_orphan_of_a_crash_is_terminated(
+    tmp_path: Path, reap: Callable[[int], None], python: Callable[..., subprocess.Popen[str]]
+) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         fixed_port = probe.getsockname()[1]
@@ -189,7 +206,8 @@ def test_an_orphan_of_a_crash_is_terminated(tmp_path: Path, reap: Callable[[int]
     orphan = int(read_line(crashed))
     reap(orphan)
     assert crashed.wait(10) == 0
-    assert is_live(orphan) and accepts(fixed_port)
+    assert is_live(orphan)
+    assert accepts(fixed_port)
 
     with EmbeddedRedis(tmp_path, port=fixed_port) as fresh:
         assert not is_live(orphan)
@@ -223,7 +241,9 @@ def test_an_unrelated_process_with_the_recorded_pid_is_left_alone(tmp_path: Path
         bystander.wait(5)
 
 
-def test_the_server_dies_with_a_killed_parent(tmp_path: Path, reap: Callable[[int], None]) -> None:
+def test_the_server_dies_with_a_killed_parent(
+    tmp_path: Path, reap: Callable[[int], None], python: Callable[..., subprocess.Popen[str]]
+) -> None:
     parent = python(
         """
         import sys, time
@@ -236,7 +256,6 @@ def test_the_server_dies_with_a_killed_parent(tmp_path: Path, reap: Callable[[in
         """,
         str(tmp_path),
     )
-    reap(parent.pid)
     child = int(read_line(parent))
     reap(child)
     assert is_live(child)
@@ -247,7 +266,10 @@ def test_the_server_dies_with_a_killed_parent(tmp_path: Path, reap: Callable[[in
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_stops_the_foreground_server(
-    tmp_path: Path, reap: Callable[[int], None], sig: signal.Signals
+    tmp_path: Path,
+    reap: Callable[[int], None],
+    python: Callable[..., subprocess.Popen[str]],
+    sig: signal.Signals,
 ) -> None:
     foreground = python(
         """
@@ -258,7 +280,6 @@ def test_a_signal_stops_the_foreground_server(
         """,
         str(tmp_path),
     )
-    reap(foreground.pid)
     line = read_line(foreground)
     assert line.startswith(f"embedded Redis (Valkey {server_version()}) at redis://127.0.0.1:")
     assert line.endswith("; Ctrl-C to stop")

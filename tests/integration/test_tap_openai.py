@@ -108,9 +108,7 @@ async def test_captures_have_the_schema_and_no_credentials(
     )
     async for _ in stream:
         pass
-    await c.audio.transcriptions.create(
-        model="whisper-1", file=("a.wav", os.urandom(200_000), "audio/wav")
-    )
+    await c.audio.transcriptions.create(model="whisper-1", file=("a.wav", os.urandom(200_000), "audio/wav"))
 
     deadline = time.monotonic() + 5
     captures = await read_captures(redis, stream_prefix)
@@ -121,24 +119,29 @@ async def test_captures_have_the_schema_and_no_credentials(
     raw = await redis.xrange(f"{stream_prefix}:captures")
     for _, fields in raw:
         assert set(fields) == {b"v", b"id", b"tenant", b"route", b"ts", b"data"}
-        assert fields[b"v"] == b"1" and fields[b"tenant"] == b"klinik-a"
+        assert fields[b"v"] == b"1"
+        assert fields[b"tenant"] == b"klinik-a"
         assert API_KEY.encode() not in b"".join(fields.values())
 
     plain, streamed, audio = captures
-    assert plain.request.method == "POST" and plain.request.path == "/v1/chat/completions"
+    assert plain.request.method == "POST"
+    assert plain.request.path == "/v1/chat/completions"
     assert json.loads(plain.request.body.data or b"")["messages"][0]["content"] == "tiada demam"
-    assert plain.primary.status == 200 and not plain.primary.streamed
+    assert plain.primary.status == 200
+    assert not plain.primary.streamed
     assert json.loads(plain.primary.body.data or b"")["choices"][0]["message"]["content"] == (
         "echo: tiada demam"
     )
     assert ("Authorization", "[redacted]") in plain.request.headers
     assert plain.primary.total_ms >= (plain.primary.headers_ms or 0) > 0
 
-    assert streamed.primary.streamed and streamed.request.stream
+    assert streamed.primary.streamed
+    assert streamed.request.stream
     assert (streamed.primary.body.data or b"").count(b"data: ") == SSE_CHUNKS + 1
     assert streamed.primary.ttfb_ms is not None
     assert streamed.primary.total_ms - streamed.primary.ttfb_ms > (SSE_CHUNKS - 2) * SSE_GAP_S * 1000
 
     # 200 kB is above the inline limit: the body sits in the blob store, referenced by digest.
-    assert audio.request.body.data is None and (audio.request.body.ref or "").startswith("sha256:")
+    assert audio.request.body.data is None
+    assert (audio.request.body.ref or "").startswith("sha256:")
     assert audio.request.body.size > 200_000

@@ -69,7 +69,12 @@ async def embeddings(request: web.Request) -> web.Response:
         for i, s in enumerate(inputs)
     ]
     return web.json_response(
-        {"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": 1, "total_tokens": 1}}
+        {
+            "object": "list",
+            "data": data,
+            "model": body["model"],
+            "usage": {"prompt_tokens": 1, "total_tokens": 1},
+        }
     )
 
 

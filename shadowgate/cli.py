@@ -1,0 +1,129 @@
+"""The `shadowgate` console script: one subcommand per job, each builds settings and calls one run()."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from shadowgate.settings import ConfigError, Settings, hash_api_key, load_settings
+
+USAGE_ERROR = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shadowgate",
+        description="Mirror production inference traffic to a candidate server and compare the answers.",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="TOML settings file (default: $SHADOWGATE_CONFIG or ./shadowgate.toml)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    tap = sub.add_parser("tap", help="serve production through the tap, capturing exchanges")
+    tap.add_argument("--host", default="127.0.0.1")
+    tap.add_argument("--port", type=int, default=8080)
+    tap.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
+    tap.add_argument("--no-capture", action="store_true", help="forward only (for comparison runs)")
+
+    sim = sub.add_parser("simulate", help="run the OpenAI-compatible simulator of primary or candidate")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=4000)
+    sim.add_argument("--role", choices=("primary", "candidate"), default="primary")
+    sim.add_argument("--profile", type=Path, help="TOML profile: latency, errors, drift per tenant")
+    sim.add_argument("--seed", type=int, default=7)
+
+    red = sub.add_parser("redis", help="run the embedded Redis-compatible server in the foreground")
+    red.add_argument("--host", default="127.0.0.1")
+    red.add_argument("--port", type=int, default=None, help="default: a free port")
+
+    demo = sub.add_parser("demo", help="the whole thing on embedded defaults, with synthetic traffic")
+    demo.add_argument("--seconds", type=float, default=20.0, help="how long to drive traffic")
+    demo.add_argument("--concurrency", type=int, default=8)
+    demo.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    key = sub.add_parser("hash-key", help="print the SHA-256 of an API key, for tenants.api_key_sha256")
+    key.add_argument("key", nargs="?", help="the key (default: read one line from stdin)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except ConfigError as exc:
+        print(f"shadowgate: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from shadowgate.logs import setup_logging
+
+    if args.command == "hash-key":
+        key = args.key if args.key is not None else sys.stdin.readline().strip()
+        print(hash_api_key(key))
+        return 0
+
+    settings = load_settings(args.config)
+    setup_logging(settings.log_level)
+
+    if args.command == "tap":
+        from mirror.serve import run_tap
+
+        if args.no_capture:
+            settings = settings.model_copy(update={"capture": False})
+        with _redis_for(settings) as resolved:
+            return run_tap(resolved, args.host, args.port, workers=args.workers)
+
+    if args.command == "simulate":
+        from simulator.profile import load_profile
+        from simulator.server import run as run_simulator
+
+        run_simulator(args.host, args.port, load_profile(args.profile, role=args.role, seed=args.seed))
+        return 0
+
+    if args.command == "redis":
+        from shadowgate.embedded_redis import main_foreground
+
+        return main_foreground(settings.data_dir, args.host, args.port)
+
+    if args.command == "demo":
+        from shadowgate.demo import run as run_demo
+
+        return run_demo(settings, seconds=args.seconds, concurrency=args.concurrency, as_json=args.json)
+
+    raise AssertionError(args.command)  # argparse only lets the commands above through
+
+
+@contextlib.contextmanager
+def _redis_for(settings: Settings) -> Iterator[Settings]:
+    """Settings with a Redis URL: the configured one, or the embedded server started for this run."""
+    if settings.redis_url or not settings.capture:
+        yield settings
+        return
+    from shadowgate.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+
+    server = EmbeddedRedis(settings.data_dir)
+    try:
+        server.start()
+    except EmbeddedRedisError as exc:
+        raise ConfigError(f"could not start the embedded Redis: {exc}") from exc
+    try:
+        print(
+            f"shadowgate: no SHADOWGATE_REDIS_URL set, using embedded Redis at {server.url}",
+            file=sys.stderr,
+        )
+        yield settings.model_copy(update={"redis_url": server.url})
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
