@@ -25,6 +25,8 @@ from types import FrameType, TracebackType
 from typing import IO, Any, Self
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 STATE_FILE = "server.json"
 CONFIG_FILE = "valkey.conf"
@@ -50,9 +52,7 @@ def parse_version(banner: str) -> str:
     """`Valkey server v=8.1.8 sha=...` -> `8.1.8`."""
     match = re.search(r"\bv=(\S+)", banner)
     if match is None:
-        raise EmbeddedRedisError(
-            f"valkey-server printed an unrecognised version: {banner.strip()!r}"
-        )
+        raise EmbeddedRedisError(f"valkey-server printed an unrecognised version: {banner.strip()!r}")
     return match.group(1)
 
 
@@ -146,16 +146,20 @@ def _exe(pid: int) -> Path | None:
         return None
 
 
+def _wait_gone(pid: int, start_time: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while _is_live(pid, start_time):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def _terminate(pid: int, start_time: int, timeout: float) -> None:
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 2.0)):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-        deadline = time.monotonic() + wait
-        while _is_live(pid, start_time):
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.02)
-        else:
+        if _wait_gone(pid, start_time, wait):
             return
     raise EmbeddedRedisError(f"the orphaned embedded Redis (pid {pid}) did not exit on SIGKILL")
 
@@ -455,8 +459,13 @@ class EmbeddedRedis:
 
     def _wait_ready(self, proc: subprocess.Popen[bytes], port: int, deadline: float) -> str | None:
         """None once our own process answers on the port, else why it never will."""
+        # One short try per probe: a foreign listener on a fixed port must not stall the loop.
         client = redis.Redis(
-            host=connect_host(self.host), port=port, socket_connect_timeout=0.5, socket_timeout=1.0
+            host=connect_host(self.host),
+            port=port,
+            socket_connect_timeout=0.5,
+            socket_timeout=0.5,
+            retry=Retry(NoBackoff(), 0),
         )
         try:
             while True:
@@ -519,15 +528,16 @@ def main_foreground(data_dir: Path, host: str = "127.0.0.1", port: int | None = 
     server = EmbeddedRedis(data_dir, host=host, port=port)
     try:
         server.start()
-        print(
-            f"embedded Redis (Valkey {server.version}) at {server.url}; Ctrl-C to stop", flush=True
-        )
+        print(f"embedded Redis (Valkey {server.version}) at {server.url}; Ctrl-C to stop", flush=True)
         while not stop.wait(0.5):
             if not server.running:
                 print(f"embedded Redis exited unexpectedly; see {server.log_path}", file=sys.stderr)
                 return 1
     except EmbeddedRedisError as exc:
         print(exc, file=sys.stderr)
+        return 1
+    except OSError as exc:  # e.g. a data directory we may not write
+        print(f"could not start the embedded Redis: {exc}", file=sys.stderr)
         return 1
     finally:
         server.stop()
