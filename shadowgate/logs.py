@@ -15,3 +15,6 @@ def setup_logging(level: str = "INFO") -> None:
     )
     # aiohttp's access log would print every path; the tap turns it off and so do we here.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # The HTTP client under the openai SDK logs every request URL at INFO.
+    for name in ("httpx", "httpx2", "httpcore", "openai"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -124,7 +124,7 @@ def mutate_number(number: str, rng: Random) -> str:
         point = number.find(".")
         if kind == "swap" and len(digits) > 1:
             i = rng.randrange(len(digits) - 1)
-            digits = digits[:i] + digits[i + 1] + digits[i] + digits[i + 2:]
+            digits = digits[:i] + digits[i + 1] + digits[i] + digits[i + 2 :]
             new = digits if point < 0 else digits[:point] + "." + digits[point:]
         elif kind == "scale":
             if point >= 0:
@@ -139,7 +139,7 @@ def mutate_number(number: str, rng: Random) -> str:
             i = rng.randrange(len(digits))
             step = rng.choice((-1, 1))
             digit = (int(digits[i]) + step) % 10
-            digits = digits[:i] + str(digit) + digits[i + 1:]
+            digits = digits[:i] + str(digit) + digits[i + 1 :]
             new = digits if point < 0 else digits[:point] + "." + digits[point:]
         if _canonical_number(new) is not None and new != number and not _leading_zero(new):
             return new

@@ -50,25 +50,29 @@ def usage(prompt_tokens: int, completion_tokens: int) -> JSON:
     }
 
 
-def chat_completion(*, completion_id: str, created: int, model: str, content: str,
-                    finish_reason: str, prompt_tokens: int) -> JSON:
+def chat_completion(
+    *, completion_id: str, created: int, model: str, content: str, finish_reason: str, prompt_tokens: int
+) -> JSON:
     return {
         "id": completion_id,
         "object": "chat.completion",
         "created": created,
         "model": model,
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": content, "refusal": None},
-            "logprobs": None,
-            "finish_reason": finish_reason,
-        }],
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": None},
+                "logprobs": None,
+                "finish_reason": finish_reason,
+            }
+        ],
         "usage": usage(prompt_tokens, count_tokens(content)),
     }
 
 
-def chat_chunk(*, completion_id: str, created: int, model: str, delta: JSON,
-               finish_reason: str | None = None) -> JSON:
+def chat_chunk(
+    *, completion_id: str, created: int, model: str, delta: JSON, finish_reason: str | None = None
+) -> JSON:
     return {
         "id": completion_id,
         "object": "chat.completion.chunk",
@@ -78,8 +82,9 @@ def chat_chunk(*, completion_id: str, created: int, model: str, delta: JSON,
     }
 
 
-def usage_chunk(*, completion_id: str, created: int, model: str, prompt_tokens: int,
-                completion_tokens: int) -> JSON:
+def usage_chunk(
+    *, completion_id: str, created: int, model: str, prompt_tokens: int, completion_tokens: int
+) -> JSON:
     """The last chunk when the client asked for stream_options.include_usage: no choices."""
     return {
         "id": completion_id,
@@ -100,8 +105,7 @@ def error(message: str, *, kind: str, code: str | None = None, param: str | None
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
-def transcription(text: str, segments: list[str], *, language: str, duration: float,
-                  verbose: bool) -> JSON:
+def transcription(text: str, segments: list[str], *, language: str, duration: float, verbose: bool) -> JSON:
     if not verbose:
         return {"text": text}
     total_words = max(1, sum(len(s.split()) for s in segments))
@@ -109,22 +113,35 @@ def transcription(text: str, segments: list[str], *, language: str, duration: fl
     items: list[JSON] = []
     for index, segment in enumerate(segments):
         end = start + duration * len(segment.split()) / total_words
-        items.append({
-            "id": index, "seek": 0, "start": round(start, 2), "end": round(end, 2),
-            "text": " " + segment, "tokens": [], "temperature": 0.0, "avg_logprob": -0.25,
-            "compression_ratio": 1.4, "no_speech_prob": 0.01,
-        })
+        items.append(
+            {
+                "id": index,
+                "seek": 0,
+                "start": round(start, 2),
+                "end": round(end, 2),
+                "text": " " + segment,
+                "tokens": [],
+                "temperature": 0.0,
+                "avg_logprob": -0.25,
+                "compression_ratio": 1.4,
+                "no_speech_prob": 0.01,
+            }
+        )
         start = end
-    return {"task": "transcribe", "language": language, "duration": round(duration, 2),
-            "text": text, "segments": items}
+    return {
+        "task": "transcribe",
+        "language": language,
+        "duration": round(duration, 2),
+        "text": text,
+        "segments": items,
+    }
 
 
 def embedding_list(model: str, vecs: list[list[float]], *, base64: bool, tokens: int) -> JSON:
     return {
         "object": "list",
         "data": [
-            {"object": "embedding", "index": index,
-             "embedding": vectors.to_base64(vec) if base64 else vec}
+            {"object": "embedding", "index": index, "embedding": vectors.to_base64(vec) if base64 else vec}
             for index, vec in enumerate(vecs)
         ],
         "model": model,
@@ -132,8 +149,15 @@ def embedding_list(model: str, vecs: list[list[float]], *, base64: bool, tokens:
     }
 
 
-def rerank(*, rerank_id: str, model: str, ranked: list[tuple[int, float]], documents: list[str],
-           return_documents: bool, tokens: int) -> JSON:
+def rerank(
+    *,
+    rerank_id: str,
+    model: str,
+    ranked: list[tuple[int, float]],
+    documents: list[str],
+    return_documents: bool,
+    tokens: int,
+) -> JSON:
     results: list[JSON] = []
     for index, score in ranked:
         item: JSON = {"index": index, "relevance_score": round(score, 6)}

@@ -19,13 +19,21 @@ _Z95 = 1.6448536269514722  # the standard normal's 95th percentile
 # What each side answers as: OpenAI behind LiteLLM, or the clinic's own GPU server (vLLM).
 _ROLE_DEFAULTS: dict[str, dict[str, Any]] = {
     "primary": {
-        "models": {"chat": "gpt-4o-mini", "audio": "whisper-1",
-                   "embed": "text-embedding-3-small", "rerank": "rerank-v3.5"},
+        "models": {
+            "chat": "gpt-4o-mini",
+            "audio": "whisper-1",
+            "embed": "text-embedding-3-small",
+            "rerank": "rerank-v3.5",
+        },
         "version": "openai-2024-07-18",
     },
     "candidate": {
-        "models": {"chat": "llama-3.1-70b", "audio": "whisper-large-v3",
-                   "embed": "bge-m3", "rerank": "colbert-v2"},
+        "models": {
+            "chat": "llama-3.1-70b",
+            "audio": "whisper-large-v3",
+            "embed": "bge-m3",
+            "rerank": "colbert-v2",
+        },
         "version": "hi-end-vllm-0.6",
     },
 }
@@ -155,8 +163,7 @@ def load_profile(path: Path | None, *, role: Role, seed: int | None = None) -> S
     A file holds either one profile, or `[primary]` and `[candidate]` tables beside shared keys.
     `role` and `seed` given here win over the file's."""
     if path is None:
-        demo = demo_profiles(0 if seed is None else seed)[role]
-        return demo
+        return demo_profiles(0 if seed is None else seed)[role]
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
@@ -183,8 +190,13 @@ def demo_profiles(seed: int = 0) -> dict[Role, SimulatorProfile]:
         role="primary",
         seed=seed,
         default=TenantProfile(
-            latency=Latency(median_ms=650, p95_ms=1800, chunk_ms=35, per_mb_ms=110,
-                            route_multipliers={"embed": 0.2, "rerank": 0.3}),
+            latency=Latency(
+                median_ms=650,
+                p95_ms=1800,
+                chunk_ms=35,
+                per_mb_ms=110,
+                route_multipliers={"embed": 0.2, "rerank": 0.3},
+            ),
             error_rate=0.003,
         ),
     )
@@ -192,11 +204,19 @@ def demo_profiles(seed: int = 0) -> dict[Role, SimulatorProfile]:
         role="candidate",
         seed=seed,
         default=TenantProfile(
-            latency=Latency(median_ms=420, p95_ms=1100, chunk_ms=22, per_mb_ms=60,
-                            route_multipliers={"embed": 0.1, "rerank": 0.15}),
+            latency=Latency(
+                median_ms=420,
+                p95_ms=1100,
+                chunk_ms=22,
+                per_mb_ms=60,
+                route_multipliers={"embed": 0.1, "rerank": 0.15},
+            ),
             error_rate=0.002,
-            drift={"chat": Drift(substitution=0.03), "audio": Drift(substitution=0.02, drop_words=0.01),
-                   "embed": Drift(substitution=0.02)},
+            drift={
+                "chat": Drift(substitution=0.03),
+                "audio": Drift(substitution=0.02, drop_words=0.01),
+                "embed": Drift(substitution=0.02),
+            },
         ),
         tenants={
             # equivalent: only the light paraphrase every tenant gets
@@ -206,8 +226,9 @@ def demo_profiles(seed: int = 0) -> dict[Role, SimulatorProfile]:
             # latency regression: everything three times slower
             "klinik-bayu": TenantProfile(latency=Latency(slowdown=3.0)),
             # clinical-fact regression: changed doses and flipped negations
-            "klinik-mutiara": TenantProfile(drift={"chat": Drift(numbers=0.2, negation=0.25),
-                                                   "audio": Drift(numbers=0.1, negation=0.15)}),
+            "klinik-mutiara": TenantProfile(
+                drift={"chat": Drift(numbers=0.2, negation=0.25), "audio": Drift(numbers=0.1, negation=0.15)}
+            ),
             # behaves normally; what sets it apart is little traffic, which the demo's load
             # generator decides, not the simulator
             "klinik-kecil": TenantProfile(),

@@ -81,13 +81,20 @@ def _call(request: web.Request, route: RouteName, content: bytes) -> Call:
     return Call(profile, tenant, route, request_digest(profile.seed, route, content))
 
 
-def _error(status: int, message: str, *, kind: str = "invalid_request_error",
-           code: str | None = None, param: str | None = None) -> web.Response:
+def _error(
+    status: int,
+    message: str,
+    *,
+    kind: str = "invalid_request_error",
+    code: str | None = None,
+    param: str | None = None,
+) -> web.Response:
     return web.json_response(payloads.error(message, kind=kind, code=code, param=param), status=status)
 
 
-async def _wait_or_fail(request: web.Request, call: Call, *, size_bytes: int = 0,
-                        extra_ms: float = 0.0) -> web.Response | None:
+async def _wait_or_fail(
+    request: web.Request, call: Call, *, size_bytes: int = 0, extra_ms: float = 0.0
+) -> web.Response | None:
     """Sleep as long as the profile says this request takes; then perhaps fail it."""
     latency_ms = call.tenant.latency.sample_ms(call.rng("latency"), call.route, size_bytes)
     await asyncio.sleep((latency_ms + extra_ms) / 1000)
@@ -95,10 +102,15 @@ async def _wait_or_fail(request: web.Request, call: Call, *, size_bytes: int = 0
     if ops.random() >= call.tenant.error_rate:
         return None
     if ops.random() < 0.5:
-        return _error(500, "The server had an error while processing your request.",
-                      kind="server_error", code="internal_error")
-    return _error(503, "The server is overloaded or not ready yet.", kind="server_error",
-                  code="service_unavailable")
+        return _error(
+            500,
+            "The server had an error while processing your request.",
+            kind="server_error",
+            code="internal_error",
+        )
+    return _error(
+        503, "The server is overloaded or not ready yet.", kind="server_error", code="service_unavailable"
+    )
 
 
 async def _json_object(request: web.Request) -> dict[str, Any] | web.Response:
@@ -118,8 +130,9 @@ def _message_text(message: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(part.get("text", "") for part in content
-                        if isinstance(part, dict) and part.get("type") == "text")
+        return " ".join(
+            part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text"
+        )
     return ""
 
 
@@ -149,31 +162,45 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         failed = await _wait_or_fail(request, call, extra_ms=chunk_ms * len(pieces))
         if failed is not None:
             return failed
-        return web.json_response(payloads.chat_completion(
-            completion_id=completion_id, created=created, model=call.model, content=answer,
-            finish_reason=finish_reason, prompt_tokens=prompt_tokens))
+        return web.json_response(
+            payloads.chat_completion(
+                completion_id=completion_id,
+                created=created,
+                model=call.model,
+                content=answer,
+                finish_reason=finish_reason,
+                prompt_tokens=prompt_tokens,
+            )
+        )
 
     failed = await _wait_or_fail(request, call)
     if failed is not None:
         return failed
     options = body.get("stream_options")
     include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                           "Cache-Control": "no-cache"})
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
-    ids = {"completion_id": completion_id, "created": created, "model": call.model}
-    await response.write(payloads.sse(payloads.chat_chunk(
-        **ids, delta={"role": "assistant", "content": ""})))
-    for piece in pieces:
-        await asyncio.sleep(chunk_ms / 1000)
-        await response.write(payloads.sse(payloads.chat_chunk(**ids, delta={"content": piece})))
-    await response.write(payloads.sse(payloads.chat_chunk(
-        **ids, delta={}, finish_reason=finish_reason)))
-    if include_usage:
-        await response.write(payloads.sse(payloads.usage_chunk(
-            **ids, prompt_tokens=prompt_tokens, completion_tokens=payloads.count_tokens(answer))))
-    await response.write(payloads.sse("[DONE]"))
-    await response.write_eof()
+    ids: dict[str, Any] = {"completion_id": completion_id, "created": created, "model": call.model}
+    try:
+        await response.write(
+            payloads.sse(payloads.chat_chunk(**ids, delta={"role": "assistant", "content": ""}))
+        )
+        for piece in pieces:
+            await asyncio.sleep(chunk_ms / 1000)
+            await response.write(payloads.sse(payloads.chat_chunk(**ids, delta={"content": piece})))
+        await response.write(payloads.sse(payloads.chat_chunk(**ids, delta={}, finish_reason=finish_reason)))
+        if include_usage:
+            await response.write(
+                payloads.sse(
+                    payloads.usage_chunk(
+                        **ids, prompt_tokens=prompt_tokens, completion_tokens=payloads.count_tokens(answer)
+                    )
+                )
+            )
+        await response.write(payloads.sse("[DONE]"))
+        await response.write_eof()
+    except ConnectionResetError:
+        pass  # the client went away mid-stream, as clients do; nothing is left to send
     return response
 
 
@@ -196,8 +223,7 @@ async def transcriptions(request: web.Request) -> web.Response:
             while chunk := await part.read_chunk(1 << 20):
                 size += len(chunk)
                 if size > limit:
-                    return _error(413, f"The file is larger than {profile.max_upload_mb} MB.",
-                                  param="file")
+                    return _error(413, f"The file is larger than {profile.max_upload_mb} MB.", param="file")
                 audio_hash.update(chunk)
         elif part.name:
             fields[part.name] = await part.text()
@@ -205,14 +231,14 @@ async def transcriptions(request: web.Request) -> web.Response:
         return _error(400, "A 'file' field is required.", param="file")
     response_format = fields.get("response_format", "json")
     if response_format not in ("json", "text", "verbose_json"):
-        return _error(400, f"response_format {response_format!r} is not supported.",
-                      param="response_format")
+        return _error(400, f"response_format {response_format!r} is not supported.", param="response_format")
 
     call = _call(request, "audio", audio_hash.digest())
     content_rng = call.rng("content")
     # Drawn whether or not a language was given, so a hint never changes the rest of the text.
     guessed: text.Lang = "ms" if content_rng.random() < 0.6 else "en"
-    language: text.Lang = {"ms": "ms", "en": "en"}.get(fields.get("language", ""), guessed)  # type: ignore[assignment]
+    hint = fields.get("language", "")
+    language: text.Lang = "ms" if hint == "ms" else "en" if hint == "en" else guessed
     duration = size / _AUDIO_BYTES_PER_S
     min_words = min(int(duration * _WORDS_PER_S), _MAX_TRANSCRIPT_WORDS)
     drift_rng = call.rng("drift")
@@ -225,10 +251,15 @@ async def transcriptions(request: web.Request) -> web.Response:
         return failed
     if response_format == "text":
         return web.Response(text=transcript, content_type="text/plain")
-    return web.json_response(payloads.transcription(
-        transcript, segments, language="malay" if language == "ms" else "english",
-        duration=max(duration, len(transcript.split()) / _WORDS_PER_S),
-        verbose=response_format == "verbose_json"))
+    return web.json_response(
+        payloads.transcription(
+            transcript,
+            segments,
+            language="malay" if language == "ms" else "english",
+            duration=max(duration, len(transcript.split()) / _WORDS_PER_S),
+            verbose=response_format == "verbose_json",
+        )
+    )
 
 
 async def embeddings(request: web.Request) -> web.Response:
@@ -255,8 +286,9 @@ async def embeddings(request: web.Request) -> web.Response:
     if failed is not None:
         return failed
     tokens = sum(payloads.count_tokens(item) for item in inputs)
-    return web.json_response(payloads.embedding_list(
-        call.model, vecs, base64=encoding == "base64", tokens=tokens))
+    return web.json_response(
+        payloads.embedding_list(call.model, vecs, base64=encoding == "base64", tokens=tokens)
+    )
 
 
 async def rerank(request: web.Request) -> web.Response:
@@ -279,16 +311,24 @@ async def rerank(request: web.Request) -> web.Response:
     if failed is not None:
         return failed
     tokens = payloads.count_tokens(query) + sum(payloads.count_tokens(d) for d in documents)
-    return web.json_response(payloads.rerank(
-        rerank_id=call.ident, model=call.model, ranked=ranked, documents=documents,
-        return_documents=bool(body.get("return_documents", False)), tokens=tokens))
+    return web.json_response(
+        payloads.rerank(
+            rerank_id=call.ident,
+            model=call.model,
+            ranked=ranked,
+            documents=documents,
+            return_documents=bool(body.get("return_documents", False)),
+            tokens=tokens,
+        )
+    )
 
 
 async def models(request: web.Request) -> web.Response:
     profile = request.app[PROFILE]
     owner = "openai" if profile.role == "primary" else "hi-end"
-    return web.json_response(payloads.model_list(
-        sorted(set(profile.models.values())), owner=owner, created=1_700_000_000))
+    return web.json_response(
+        payloads.model_list(sorted(set(profile.models.values())), owner=owner, created=1_700_000_000)
+    )
 
 
 async def _label(request: web.Request, response: web.StreamResponse) -> None:
@@ -311,8 +351,9 @@ def build_app(profile: SimulatorProfile) -> web.Application:
     app[OPS_RNG] = Random(f"{profile.seed}:{profile.role}")
     app.on_response_prepare.append(_label)
     for path, route in _ROUTE_OF_PATH.items():
-        handler = {"chat": chat_completions, "audio": transcriptions,
-                   "embed": embeddings, "rerank": rerank}[route]
+        handler = {"chat": chat_completions, "audio": transcriptions, "embed": embeddings, "rerank": rerank}[
+            route
+        ]
         app.router.add_post(path, handler)
     app.router.add_get("/v1/models", models)
     return app

@@ -12,8 +12,32 @@ Lang = Literal["en", "ms"]
 Kind = Literal["soap", "guideline", "chat"]
 
 _MALAY_MARKERS = frozenset(
-    "pesakit sakit demam batuk ubat tidak tiada saya doktor melayu selama sejak nafas "
-    "kepala perut sesak hari minggu bagaimana apakah tolong sila rawatan nota".split()
+    (
+        "pesakit",
+        "sakit",
+        "demam",
+        "batuk",
+        "ubat",
+        "tidak",
+        "tiada",
+        "saya",
+        "doktor",
+        "melayu",
+        "selama",
+        "sejak",
+        "nafas",
+        "kepala",
+        "perut",
+        "sesak",
+        "hari",
+        "minggu",
+        "bagaimana",
+        "apakah",
+        "tolong",
+        "sila",
+        "rawatan",
+        "nota",
+    )
 )
 _WORD = re.compile(r"[a-z]+")
 
@@ -114,18 +138,22 @@ def soap_note(rng: Random, lang: Lang, condition: Condition | None = None) -> st
     complaints = [_t(c, lang) for c in rng.sample(condition.complaints, k=min(2, len(condition.complaints)))]
     extra = _t(rng.choice(condition.complaints), lang)
     if lang == "en":
-        opener = rng.choice((
-            "{age}-year-old patient presents with {c} for {d} days.",
-            "Patient, {age} years old, complains of {c} for the past {d} days.",
-            "{age}-year-old patient with {c} since {d} days ago.",
-        ))
+        opener = rng.choice(
+            (
+                "{age}-year-old patient presents with {c} for {d} days.",
+                "Patient, {age} years old, complains of {c} for the past {d} days.",
+                "{age}-year-old patient with {c} since {d} days ago.",
+            )
+        )
         extra_line = rng.choice(("Also reports {}.", "Reports {} as well.", "Additionally has {}."))
     else:
-        opener = rng.choice((
-            "Pesakit berumur {age} tahun datang dengan {c} selama {d} hari.",
-            "Pesakit {age} tahun mengadu {c} sejak {d} hari lepas.",
-            "Pesakit berumur {age} tahun mengalami {c} sejak {d} hari.",
-        ))
+        opener = rng.choice(
+            (
+                "Pesakit berumur {age} tahun datang dengan {c} selama {d} hari.",
+                "Pesakit {age} tahun mengadu {c} sejak {d} hari lepas.",
+                "Pesakit berumur {age} tahun mengalami {c} sejak {d} hari.",
+            )
+        )
         extra_line = rng.choice(("Pesakit juga mengadu {}.", "Ada juga {}.", "Pesakit turut mengalami {}."))
     subjective = [opener.format(age=age, c=_join(complaints, lang), d=days)]
     if extra not in complaints:
@@ -142,15 +170,21 @@ def soap_note(rng: Random, lang: Lang, condition: Condition | None = None) -> st
     plan.append(
         rng.choice((f"Review in {review} days.", f"Follow up in {review} days if symptoms persist."))
         if lang == "en"
-        else rng.choice((f"Datang semula dalam {review} hari.",
-                         f"Temujanji susulan dalam {review} hari jika simptom berterusan."))
+        else rng.choice(
+            (
+                f"Datang semula dalam {review} hari.",
+                f"Temujanji susulan dalam {review} hari jika simptom berterusan.",
+            )
+        )
     )
-    return "\n".join((
-        "S: " + " ".join(subjective),
-        "O: " + " ".join(objective),
-        "A: " + _t(condition.diagnosis, lang) + ".",
-        "P: " + " ".join(plan),
-    ))
+    return "\n".join(
+        (
+            "S: " + " ".join(subjective),
+            "O: " + " ".join(objective),
+            "A: " + _t(condition.diagnosis, lang) + ".",
+            "P: " + " ".join(plan),
+        )
+    )
 
 
 def chat_answer(rng: Random, lang: Lang, condition: Condition | None = None) -> str:
@@ -163,39 +197,51 @@ def chat_answer(rng: Random, lang: Lang, condition: Condition | None = None) -> 
     guideline = _t(rng.choice(condition.guideline), lang)
     if lang == "en":
         sentences = [
-            rng.choice((
-                f"{diagnosis} is the most likely diagnosis given {_join(complaints, lang)}.",
-                f"With {_join(complaints, lang)}, the picture fits {diagnosis.lower()}.",
-                f"These symptoms ({_join(complaints, lang)}) are consistent with {diagnosis.lower()}.",
-            )),
-            rng.choice((f"Suggested treatment: {med}.", f"A reasonable plan is {med}.",
-                        f"You may prescribe {med}.")),
+            rng.choice(
+                (
+                    f"{diagnosis} is the most likely diagnosis given {_join(complaints, lang)}.",
+                    f"With {_join(complaints, lang)}, the picture fits {diagnosis.lower()}.",
+                    f"These symptoms ({_join(complaints, lang)}) are consistent with {diagnosis.lower()}.",
+                )
+            ),
+            rng.choice(
+                (f"Suggested treatment: {med}.", f"A reasonable plan is {med}.", f"You may prescribe {med}.")
+            ),
             f"{advice}.",
             rng.choice((f"Note that {guideline[0].lower()}{guideline[1:]}.", f"{guideline}.")),
-            rng.choice((
-                f"Refer urgently if there is {_join(negatives, lang)}.",
-                f"Red flags to ask about: {_join(negatives, lang)}.",
-            )),
+            rng.choice(
+                (
+                    f"Refer urgently if there is {_join(negatives, lang)}.",
+                    f"Red flags to ask about: {_join(negatives, lang)}.",
+                )
+            ),
         ]
     else:
         sentences = [
-            rng.choice((
-                f"{diagnosis} ialah diagnosis yang paling mungkin berdasarkan {_join(complaints, lang)}.",
-                f"Dengan {_join(complaints, lang)}, keadaan ini sesuai dengan {diagnosis.lower()}.",
-                f"Simptom {_join(complaints, lang)} menunjukkan {diagnosis.lower()}.",
-            )),
-            rng.choice((f"Rawatan yang dicadangkan: {med}.", f"Boleh beri {med}.",
-                        f"Pelan rawatan: {med}.")),
+            rng.choice(
+                (
+                    f"{diagnosis} ialah diagnosis yang paling mungkin berdasarkan {_join(complaints, lang)}.",
+                    f"Dengan {_join(complaints, lang)}, keadaan ini sesuai dengan {diagnosis.lower()}.",
+                    f"Simptom {_join(complaints, lang)} menunjukkan {diagnosis.lower()}.",
+                )
+            ),
+            rng.choice((f"Rawatan yang dicadangkan: {med}.", f"Boleh beri {med}.", f"Pelan rawatan: {med}.")),
             f"{advice}.",
             f"{guideline}.",
-            rng.choice((
-                f"Rujuk segera jika ada {_join(negatives, lang)}.",
-                f"Tanda bahaya yang perlu ditanya: {_join(negatives, lang)}.",
-            )),
+            rng.choice(
+                (
+                    f"Rujuk segera jika ada {_join(negatives, lang)}.",
+                    f"Tanda bahaya yang perlu ditanya: {_join(negatives, lang)}.",
+                )
+            ),
         ]
     if rng.random() < 0.4:
-        sentences.insert(2, _vitals(rng, condition, lang) + " is typical." if lang == "en"
-                         else "Bacaan biasa: " + _vitals(rng, condition, lang) + ".")
+        sentences.insert(
+            2,
+            _vitals(rng, condition, lang) + " is typical."
+            if lang == "en"
+            else "Bacaan biasa: " + _vitals(rng, condition, lang) + ".",
+        )
     return " ".join(sentences)
 
 
@@ -204,20 +250,24 @@ def guideline_snippet(rng: Random, lang: Lang, condition: Condition | None = Non
     condition = condition or rng.choice(CONDITIONS)
     year = rng.randint(2015, 2024)
     number = rng.randint(1, 25)
-    heading = (f"CPG Management of {condition.diagnosis[0]} ({year}), recommendation {number}:"
-               if lang == "en"
-               else f"CPG Pengurusan {condition.diagnosis[1]} ({year}), cadangan {number}:")
+    heading = (
+        f"CPG Management of {condition.diagnosis[0]} ({year}), recommendation {number}:"
+        if lang == "en"
+        else f"CPG Pengurusan {condition.diagnosis[1]} ({year}), cadangan {number}:"
+    )
     statements = [_t(s, lang) + "." for s in rng.sample(condition.guideline, k=len(condition.guideline))]
     med = rng.choice(condition.meds)
     dose = rng.choice(med.doses)
     frequency = _t(FREQUENCIES[rng.choice(med.frequencies)], lang)
-    statements.append(f"{med.name} {dose} {frequency}." if lang == "en"
-                      else f"Dos biasa: {med.name} {dose} {frequency}.")
+    statements.append(
+        f"{med.name} {dose} {frequency}." if lang == "en" else f"Dos biasa: {med.name} {dose} {frequency}."
+    )
     return heading + " " + " ".join(statements)
 
 
-def consultation(rng: Random, lang: Lang, min_words: int = 0,
-                 condition: Condition | None = None) -> list[str]:
+def consultation(
+    rng: Random, lang: Lang, min_words: int = 0, condition: Condition | None = None
+) -> list[str]:
     """The utterances of a doctor-patient consultation, in speaking order (no speaker labels,
     the way a speech model returns them)."""
     condition = condition or rng.choice(CONDITIONS)
@@ -232,12 +282,20 @@ def consultation(rng: Random, lang: Lang, min_words: int = 0,
     review = rng.randint(2, 7)
     turns: list[str] = []
     if lang == "en":
-        turns.append(rng.choice(("Good morning, please have a seat. What brings you in today?",
-                                 "Hello, how can I help you today?", "Hi, what seems to be the problem?")))
+        turns.append(
+            rng.choice(
+                (
+                    "Good morning, please have a seat. What brings you in today?",
+                    "Hello, how can I help you today?",
+                    "Hi, what seems to be the problem?",
+                )
+            )
+        )
         turns.append(f"I have had {c1} and {c2} for {days} days, doctor.")
         for negative in rng.sample(condition.negatives, k=min(2, len(condition.negatives))):
-            turns.append(rng.choice(("Any {}?", "Do you have any {}?", "How about {}?")).format(
-                _t(negative, lang)))
+            turns.append(
+                rng.choice(("Any {}?", "Do you have any {}?", "How about {}?")).format(_t(negative, lang))
+            )
             turns.append(rng.choice(("No, doctor.", "No, none of that.", "No, I don't have that.")))
         turns.append("Okay, let me check your blood pressure and temperature first.")
         turns.append(f"Your blood pressure is {systolic} over {diastolic}, temperature {temp} degrees.")
@@ -249,13 +307,22 @@ def consultation(rng: Random, lang: Lang, min_words: int = 0,
         turns.append(f"If it is not better in {review} days, come back and see me.")
         turns.append(rng.choice(("Okay, thank you doctor.", "Alright, thanks doctor.")))
     else:
-        turns.append(rng.choice(("Selamat pagi, silakan duduk. Apa masalah hari ini?",
-                                 "Okay, apa yang boleh saya bantu hari ini?",
-                                 "Hai, ada rasa tak sihat ke?")))
+        turns.append(
+            rng.choice(
+                (
+                    "Selamat pagi, silakan duduk. Apa masalah hari ini?",
+                    "Okay, apa yang boleh saya bantu hari ini?",
+                    "Hai, ada rasa tak sihat ke?",
+                )
+            )
+        )
         turns.append(f"Saya ada {c1} dan {c2} sejak {days} hari lepas, doktor.")
         for negative in rng.sample(condition.negatives, k=min(2, len(condition.negatives))):
-            turns.append(rng.choice(("Ada {} tak?", "Ada rasa {}?", "Macam mana dengan {}?")).format(
-                _t(negative, lang)))
+            turns.append(
+                rng.choice(("Ada {} tak?", "Ada rasa {}?", "Macam mana dengan {}?")).format(
+                    _t(negative, lang)
+                )
+            )
             turns.append(rng.choice(("Tak ada, doktor.", "Tiada, doktor.", "Tidak ada rasanya.")))
         turns.append("Okay, saya check tekanan darah dan suhu dulu ya.")
         turns.append(f"Tekanan darah {systolic} over {diastolic}, suhu {temp} darjah.")
@@ -278,24 +345,39 @@ def consultation(rng: Random, lang: Lang, min_words: int = 0,
 
 
 _HISTORY: tuple[tuple[Pair, Pair], ...] = (
-    (("Are you allergic to any medicine?", "Ada alahan pada apa-apa ubat?"),
-     ("No, no allergies.", "Tiada alahan ubat, doktor.")),
-    (("Are you taking any other medicine now?", "Ada ambil ubat lain sekarang?"),
-     ("Only vitamins, {n} tablets a week.", "Cuma vitamin, {n} biji seminggu.")),
-    (("How is your sleep?", "Tidur okay tak?"),
-     ("Not so good because of the {c}.", "Kurang sikit sebab {c}.")),
-    (("How is your appetite?", "Selera makan macam mana?"),
-     ("A bit less than usual.", "Kurang sedikit dari biasa.")),
-    (("Anyone at home with the same problem?", "Ada sesiapa di rumah sakit yang sama?"),
-     ("No, not that I know.", "Tidak ada rasanya.")),
-    (("Do you smoke?", "Merokok tak?"),
-     ("No, I don't smoke.", "Tak, saya tak merokok.")),
-    (("When did the {c} get worse?", "Bila {c} jadi teruk?"),
-     ("About {n} days ago.", "Lebih kurang {n} hari lepas.")),
-    (("Have you taken anything for it?", "Ada makan apa-apa ubat untuk ni?"),
-     ("Paracetamol 500 mg, {n} times.", "Paracetamol 500 mg, {n} kali.")),
-    (("Did you travel anywhere recently?", "Ada pergi mana-mana baru-baru ni?"),
-     ("No, I stayed at home.", "Tak, saya duduk rumah saja.")),
+    (
+        ("Are you allergic to any medicine?", "Ada alahan pada apa-apa ubat?"),
+        ("No, no allergies.", "Tiada alahan ubat, doktor."),
+    ),
+    (
+        ("Are you taking any other medicine now?", "Ada ambil ubat lain sekarang?"),
+        ("Only vitamins, {n} tablets a week.", "Cuma vitamin, {n} biji seminggu."),
+    ),
+    (
+        ("How is your sleep?", "Tidur okay tak?"),
+        ("Not so good because of the {c}.", "Kurang sikit sebab {c}."),
+    ),
+    (
+        ("How is your appetite?", "Selera makan macam mana?"),
+        ("A bit less than usual.", "Kurang sedikit dari biasa."),
+    ),
+    (
+        ("Anyone at home with the same problem?", "Ada sesiapa di rumah sakit yang sama?"),
+        ("No, not that I know.", "Tidak ada rasanya."),
+    ),
+    (("Do you smoke?", "Merokok tak?"), ("No, I don't smoke.", "Tak, saya tak merokok.")),
+    (
+        ("When did the {c} get worse?", "Bila {c} jadi teruk?"),
+        ("About {n} days ago.", "Lebih kurang {n} hari lepas."),
+    ),
+    (
+        ("Have you taken anything for it?", "Ada makan apa-apa ubat untuk ni?"),
+        ("Paracetamol 500 mg, {n} times.", "Paracetamol 500 mg, {n} kali."),
+    ),
+    (
+        ("Did you travel anywhere recently?", "Ada pergi mana-mana baru-baru ni?"),
+        ("No, I stayed at home.", "Tak, saya duduk rumah saja."),
+    ),
 )
 
 

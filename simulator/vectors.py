@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import math
 import re
 import struct
@@ -20,7 +21,7 @@ def embed(text: str, dim: int) -> list[float]:
     vector = [0.0] * dim
     tokens = words(text)
     # Word pairs as well as words, so word order moves the vector a little, as it does in a model.
-    features = tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]
+    features = tokens + [f"{a} {b}" for a, b in itertools.pairwise(tokens)]
     for feature in features:
         digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
         value = int.from_bytes(digest, "little")

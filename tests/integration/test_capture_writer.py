@@ -1,4 +1,4 @@
-"""The capture writer against real Redis: batches land in order, the stream stays bounded, drops are counted."""
+"""The capture writer against real Redis: batches land in order, streams stay bounded, drops are counted."""
 
 from __future__ import annotations
 

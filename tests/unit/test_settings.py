@@ -44,7 +44,8 @@ capture_queue = 500
     assert str(s.primary_url) == "http://litellm.internal:4000/"
     assert str(s.candidate_url) == "http://hi-end.internal:8000/"
     assert s.candidate_timeout_s == 9.5  # the environment wins over the file
-    assert s.tenants[0].sensitive and s.tenants[0].sample_rate == 0.25
+    assert s.tenants[0].sensitive
+    assert s.tenants[0].sample_rate == 0.25
     assert s.routes[0].kind is RouteKind.CHAT
     assert s.limits.capture_queue == 500
     assert s.limits.inline_body_bytes == 64 * 1024  # untouched defaults stay
@@ -89,6 +90,7 @@ def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_api_key_hash_maps_to_one_tenant(tmp_path: Path) -> None:
     digest = hash_api_key("sk-x")
-    text = f'[[tenants]]\nid = "a"\napi_key_sha256 = ["{digest}"]\n[[tenants]]\nid = "b"\napi_key_sha256 = ["{digest}"]'
+    tenant = '[[tenants]]\nid = "{}"\napi_key_sha256 = ["{}"]\n'
+    text = tenant.format("a", digest) + tenant.format("b", digest)
     with pytest.raises(ConfigError, match="both a and b"):
         load_settings(write(tmp_path, text))

@@ -1,0 +1,38 @@
+"""`shadowgate demo` end to end, as a user runs it: a fresh folder, no Redis URL, JSON out."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_demo_captures_every_request_and_cleans_up(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWGATE_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "shadowgate.cli", "demo", "--seconds", "4", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout)
+    assert summary["requests"] > 10
+    # Every request is captured, the primary's own error answers included.
+    assert summary["captured"] == summary["requests"]
+    assert summary["dropped"] == {}
+    routes = {row["route"] for row in summary["by_tenant_route"]}
+    assert {"chat", "audio", "embed"} <= routes
+    tenants = {row["tenant"] for row in summary["by_tenant_route"]}
+    assert {"klinik-sejahtera", "klinik-harmoni", "klinik-bayu", "klinik-mutiara"} <= tenants
+    for row in summary["by_tenant_route"]:
+        assert 0 < row["primary_p50_ms"] <= row["primary_p95_ms"]
+    # The embedded Redis was started here, kept its data, and was stopped.
+    state = tmp_path / ".shadowgate" / "redis"
+    assert (state / "appendonlydir").is_dir()
+    assert not (state / "server.json").exists()
