@@ -350,11 +350,9 @@ def build_app(profile: SimulatorProfile) -> web.Application:
     app[PROFILE] = profile
     app[OPS_RNG] = Random(f"{profile.seed}:{profile.role}")
     app.on_response_prepare.append(_label)
+    handlers = {"chat": chat_completions, "audio": transcriptions, "embed": embeddings, "rerank": rerank}
     for path, route in _ROUTE_OF_PATH.items():
-        handler = {"chat": chat_completions, "audio": transcriptions, "embed": embeddings, "rerank": rerank}[
-            route
-        ]
-        app.router.add_post(path, handler)
+        app.router.add_post(path, handlers[route])
     app.router.add_get("/v1/models", models)
     return app
 

@@ -336,11 +336,14 @@ def consultation(
     # Longer recordings hold more history-taking; it goes before the examination.
     history = rng.sample(_HISTORY, k=len(_HISTORY))
     asked = 0
-    while sum(len(t.split()) for t in turns) < min_words:
+    words = sum(len(t.split()) for t in turns)
+    while words < min_words:
         question, answer = history[asked % len(history)]
         asked += 1
         fill = {"c": _t(rng.choice(condition.complaints), lang), "n": rng.randint(1, 12)}
-        turns[-9:-9] = [_t(question, lang).format(**fill), _t(answer, lang).format(**fill)]
+        exchange = [_t(question, lang).format(**fill), _t(answer, lang).format(**fill)]
+        turns[-9:-9] = exchange
+        words += sum(len(t.split()) for t in exchange)
     return turns
 
 

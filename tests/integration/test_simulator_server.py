@@ -7,6 +7,7 @@ import re
 import struct
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import openai
@@ -14,7 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from simulator import Drift, Latency, SimulatorProfile, TenantProfile, build_app
+from simulator import Drift, Latency, Role, SimulatorProfile, TenantProfile, build_app
 
 Serve = Callable[[SimulatorProfile], Awaitable[str]]
 
@@ -25,10 +26,8 @@ SOAP_PROMPT = [
 ]
 
 
-def _profile(role: str = "primary", **tenant: object) -> SimulatorProfile:
-    return SimulatorProfile.model_validate(
-        {"role": role, "seed": 42, "default": TenantProfile(latency=FAST, **tenant)}  # type: ignore[arg-type]
-    )
+def _profile(role: Role = "primary", **tenant: Any) -> SimulatorProfile:
+    return SimulatorProfile(role=role, seed=42, default=TenantProfile(latency=FAST, **tenant))
 
 
 @pytest.fixture
@@ -66,7 +65,8 @@ async def test_chat_completion_through_the_sdk(serve: Serve) -> None:
     assert re.search(r"BP \d+/\d+ mmHg", content)
     assert completion.model == "gpt-4o-mini"
     assert completion.choices[0].finish_reason == "stop"
-    assert completion.usage is not None and completion.usage.completion_tokens > 10
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens > 10
     assert raw.headers["x-request-id"] == "req-1"
     assert raw.headers["x-model-version"].startswith("gpt-4o-mini@")
     assert "x-gpu-id" not in raw.headers
@@ -97,7 +97,8 @@ async def test_chat_stream_arrives_in_chunks_over_time(serve: Serve) -> None:
     assert "".join(pieces) == plain.choices[0].message.content
     assert finish[-1] == "stop"
     assert finish[:-1] == [None] * (len(finish) - 1)
-    assert usage_tokens and usage_tokens[0] > 10
+    assert usage_tokens
+    assert usage_tokens[0] > 10
     # 5 ms between chunks: they arrive spread out, not in one burst
     assert arrivals[-1] - arrivals[0] >= 0.004 * (len(pieces) - 2)
 
@@ -128,9 +129,7 @@ async def test_transcription_of_a_megabyte_upload(serve: Serve) -> None:
     primary = await serve(_profile())
     candidate = await serve(_profile("candidate"))
     async with _client(primary) as p, _client(candidate) as c:
-        first = await p.audio.transcriptions.create(
-            model="whisper-1", file=("a.wav", audio, "audio/wav")
-        )
+        first = await p.audio.transcriptions.create(model="whisper-1", file=("a.wav", audio, "audio/wav"))
         again = await c.audio.transcriptions.create(
             model="whisper-large-v3", file=("b.wav", audio, "audio/wav")
         )
@@ -147,15 +146,14 @@ async def test_transcription_of_a_megabyte_upload(serve: Serve) -> None:
     assert first.text == again.text
     assert first.text != other.text
     assert verbose.language == "malay"
-    assert verbose.segments and verbose.segments[-1].end == pytest.approx(verbose.duration, abs=0.05)
+    assert verbose.segments
+    assert verbose.segments[-1].end == pytest.approx(verbose.duration, abs=0.05)
 
 
 async def test_transcription_accepts_tens_of_megabytes(serve: Serve, http: aiohttp.ClientSession) -> None:
     base = await serve(_profile())
     form = aiohttp.FormData()
-    form.add_field(
-        "file", io.BytesIO(b"\x01" * 30_000_000), filename="long.wav", content_type="audio/wav"
-    )
+    form.add_field("file", io.BytesIO(b"\x01" * 30_000_000), filename="long.wav", content_type="audio/wav")
     form.add_field("model", "whisper-1")
     form.add_field("response_format", "text")
     async with http.post(f"{base}/v1/audio/transcriptions", data=form) as response:
@@ -222,8 +220,8 @@ async def test_same_seed_and_no_drift_answer_alike(serve: Serve) -> None:
     async with _client(primary) as p, _client(candidate) as c:
         for content in ("Pesakit sakit kepala", "Write a SOAP note: gout", "asthma advice"):
             messages = [{"role": "user", "content": content}]
-            a = await p.chat.completions.create(model="gpt-4o-mini", messages=messages)  # type: ignore[arg-type]
-            b = await c.chat.completions.create(model="llama-3.1-70b", messages=messages)  # type: ignore[arg-type]
+            a = await p.chat.completions.create(model="gpt-4o-mini", messages=messages)
+            b = await c.chat.completions.create(model="llama-3.1-70b", messages=messages)
             assert a.choices[0].message.content == b.choices[0].message.content
 
 
@@ -251,9 +249,7 @@ async def test_tenant_header_picks_the_tenant_profile(serve: Serve) -> None:
     audio = b"\x02" * 200_000
     async with _client(base) as plain, _client(base, **{"X-Tenant-ID": "klinik-harmoni"}) as harmoni:
         normal = await plain.audio.transcriptions.create(model="w", file=("a.wav", audio, "audio/wav"))
-        lossy = await harmoni.audio.transcriptions.create(
-            model="w", file=("a.wav", audio, "audio/wav")
-        )
+        lossy = await harmoni.audio.transcriptions.create(model="w", file=("a.wav", audio, "audio/wav"))
     assert len(lossy.text.split()) < 0.7 * len(normal.text.split())
 
 
@@ -263,7 +259,8 @@ async def test_errors_are_openai_shaped(serve: Serve) -> None:
         with pytest.raises(openai.APIStatusError) as caught:
             await client.chat.completions.create(model="gpt-4o-mini", messages=SOAP_PROMPT)
     assert caught.value.status_code in (500, 503)
-    assert isinstance(caught.value.body, dict) and caught.value.body["type"] == "server_error"
+    assert isinstance(caught.value.body, dict)
+    assert caught.value.body["type"] == "server_error"
 
 
 async def test_bad_requests_get_400(serve: Serve, http: aiohttp.ClientSession) -> None:

@@ -275,3 +275,34 @@ async def test_unknown_paths_go_to_the_primary_and_routes_are_classified(
         ("/echo/chat/x", "chat"),
         ("/echo/other", "embed"),
     ]
+
+
+async def test_primary_breaking_mid_stream_breaks_the_client_response_too(
+    primary_url: str, stream_prefix: str, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    async with running_tap(settings_for(primary_url, stream_prefix)) as (tap, _):
+        async with http.get(tap + "/echo-stream/broken") as r:
+            assert r.status == 200
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await r.read()
+        captures = await wait_captures(redis, stream_prefix, 1)
+    assert len(captures) == 1
+    assert captures[0].primary.error is not None
+    assert captures[0].primary.body.data == b'data: {"partial": 1}\n\n'
+
+
+async def test_client_leaving_mid_stream_is_recorded_and_the_tap_keeps_serving(
+    primary_url: str, stream_prefix: str, redis: Redis, http: aiohttp.ClientSession
+) -> None:
+    async with running_tap(settings_for(primary_url, stream_prefix)) as (tap, state):
+        async with aiohttp.ClientSession() as leaving:
+            r = await leaving.get(tap + "/echo-stream/endless")
+            await r.content.readexactly(len(b"data: 0\n\n"))
+            r.close()  # the client hangs up after the first event
+        captures = await wait_captures(redis, stream_prefix, 1)
+        async with http.post(tap + "/echo/after", data=b"still here") as after:
+            assert after.status == 200
+    assert len(captures) == 1
+    assert captures[0].primary.client_aborted
+    assert (captures[0].primary.body.data or b"").startswith(b"data: 0\n\n")
+    assert state.requests == 2

@@ -106,6 +106,28 @@ async def slow(request: web.Request) -> web.Response:
     return web.Response(text="late")
 
 
+async def broken_stream(request: web.Request) -> web.StreamResponse:
+    """Starts an SSE answer, then drops the connection: a primary failing mid-stream."""
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await resp.prepare(request)
+    await resp.write(b'data: {"partial": 1}\n\n')
+    await asyncio.sleep(0.05)
+    assert request.transport is not None
+    request.transport.abort()
+    return resp
+
+
+async def endless_stream(request: web.Request) -> web.StreamResponse:
+    """SSE that goes on for a long time (bounded), for clients that leave mid-way."""
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await resp.prepare(request)
+    for i in range(200):
+        await resp.write(f"data: {i}\n\n".encode())
+        await asyncio.sleep(0.02)
+    await resp.write_eof()
+    return resp
+
+
 def build_upstream() -> web.Application:
     app = web.Application(client_max_size=256 * 1024 * 1024)
     app.router.add_post("/v1/chat/completions", chat)
@@ -113,5 +135,7 @@ def build_upstream() -> web.Application:
     app.router.add_post("/v1/embeddings", embeddings)
     app.router.add_get("/gzip", gzipped)
     app.router.add_get("/slow", slow)
+    app.router.add_get("/echo-stream/broken", broken_stream)
+    app.router.add_get("/echo-stream/endless", endless_stream)
     app.router.add_route("*", "/echo/{tail:.*}", echo)
     return app
