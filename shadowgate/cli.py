@@ -59,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"shadowgate: {exc}", file=sys.stderr)
         return USAGE_ERROR
+
     except KeyboardInterrupt:
         return 130
 

@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from shadowgate.settings import ConfigError
+
 Role = Literal["primary", "candidate"]
 RouteName = Literal["chat", "audio", "embed", "rerank"]
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -39,7 +41,7 @@ _ROLE_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-class ProfileError(ValueError):
+class ProfileError(ConfigError, ValueError):
     """A profile file that cannot be used; the message is one sentence for the user."""
 
 
