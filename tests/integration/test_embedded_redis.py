@@ -84,7 +84,7 @@ def python() -> Iterator[Callable[..., subprocess.Popen[str]]]:
     children: list[subprocess.Popen[str]] = []
 
     def run(script: str, *args: str) -> subprocess.Popen[str]:
-        child = subprocess.Popen(  # noqa: S603 - this interpreter running our own script
+        child = subprocess.Popen(
             [sys.executable, "-c", textwrap.dedent(script), *args],
             stdout=subprocess.PIPE,
             text=True,
