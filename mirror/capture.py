@@ -80,6 +80,7 @@ class CaptureWriter:
                 self._inflight = 0
                 for _ in batch:
                     self._queue.task_done()
+            self._metrics.queue_sampled(self._queue.qsize())
             if ok:
                 backoff = _BACKOFF_MIN_S
             else:

@@ -83,11 +83,13 @@ class TapMetrics:
         child.inc()
 
     def track_queue(self, depth: Callable[[], int]) -> None:
+        # One process: read the depth at scrape time. Several: each writes its own after every batch.
         if self._multiproc_dir is None:
             self.queue_depth.set_function(depth)
 
-    def dropped_total(self) -> dict[str, float]:
-        return {r: self.dropped.labels(r)._value.get() for r in DROP_REASONS}
+    def queue_sampled(self, depth: int) -> None:
+        if self._multiproc_dir is not None:
+            self.queue_depth.set(depth)
 
     def render(self) -> tuple[bytes, str]:
         if self._multiproc_dir is not None:
