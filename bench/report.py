@@ -98,6 +98,10 @@ def capture_lines(capture: dict[str, Any], deleted: int) -> list[str]:
     ]
 
 
+def _lag(medians: dict[str, Any]) -> str:
+    return f"{max(row['send_lag_ms.p99'] for row in medians['open_loop'].values()):.3f}"
+
+
 def render_markdown(result: dict[str, Any]) -> str:
     m, s, med = result["machine"], result["settings"], result["medians"]
     load = ", ".join(f"{x:.2f}" for x in m["loadavg_at_start"])
@@ -112,9 +116,9 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"- Command: `{result['command']}`",
         f"- Rounds: {s['rounds']}, interleaved (each round runs every configuration once, in table order); "
         "figures are medians over rounds, and 'added' is the median of the per-round differences.",
-        "- **Everything shares the same CPUs**: load generator, primary, tap, nginx, the mirror sink and Redis. "
-        "On a small machine the absolute numbers are a lower bound, and the comparisons are what count."
-        + (f" Load generators pinned to CPU {s['pin_load']}." if s.get("pin_load") else ""),
+        "- **Everything shares the same CPUs**: load generator, primary, tap, nginx, the mirror sink "
+        "and Redis. On a small machine the absolute numbers are a lower bound, and the comparisons "
+        "are what count." + (f" Load generators pinned to CPU {s['pin_load']}." if s.get("pin_load") else ""),
         "",
         "## Targets",
         "",
@@ -123,12 +127,13 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"## Open loop at {s['rate']:,.0f} req/s ({s['seconds']:g} s per run, "
         f"{s['connections']} keepalive connections)",
         "",
-        "Latency in ms from each request's *scheduled* send time (no coordinated omission):",
+        "Latency in ms from each request's *scheduled* send time (no coordinated omission). The "
+        "generator is one Python process (aiohttp client on uvloop) ticking on a Linux timerfd:",
         "",
         *open_loop_table(med["open_loop"], "latency_ms"),
         "",
-        "Service time in ms, from the moment each request actually left the generator (without the "
-        "generator's own timer lag, so less noisy; the targets use the table above):",
+        "Service time in ms, from the moment each request actually left the generator (the same without "
+        f"the generator's own send lag, median p99 {_lag(med)} ms; the targets use the table above):",
         "",
         *open_loop_table(med["open_loop"], "service_ms"),
         "",

@@ -34,9 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import TARGETS, render_markdown  # noqa: E402  (bench/ is a folder of scripts, not a package)
+from report import TARGETS, render_markdown  # bench/ is on sys.path when this runs as a script
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -395,8 +393,8 @@ def machine() -> dict[str, Any]:
         "aiohttp": aiohttp.__version__,
         "uvloop": uvloop.__version__,
         "redis_server": redis_version,
-        "nginx": _first_line(["nginx", "-v"]).removeprefix("nginx version: "),
-        "wrk": _first_line(["wrk", "-v"]),
+        "nginx": _first_line(["nginx", "-v"]).removeprefix("nginx version: nginx/"),
+        "wrk": _first_line(["wrk", "-v"]).split(" [")[0],
     }
 
 
@@ -410,7 +408,9 @@ def _first_line(cmd: list[str]) -> str:
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--rate", type=float, default=1000.0, help="open-loop requests per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="open-loop seconds per run")

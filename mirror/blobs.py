@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import tempfile
 from pathlib import Path
+
+import msgspec
+
+from mirror.exchange import Body, Exchange, ResponseSide
 
 
 class BlobStore:
@@ -41,3 +46,49 @@ class BlobStore:
         if hashlib.sha256(data).hexdigest() != digest:
             raise ValueError(f"blob {digest[:12]}… is corrupt")
         return data
+
+
+async def offload_bodies(exchange: Exchange, blobs: BlobStore, inline_limit: int) -> Exchange:
+    """The exchange with every body above `inline_limit` moved to the blob store (written off the loop)."""
+
+    async def moved(body: Body) -> Body:
+        if body.data is None or body.size <= inline_limit:
+            return body
+        ref = await asyncio.to_thread(blobs.put, body.data)
+        return Body(size=body.size, ref=ref)
+
+    async def side(s: ResponseSide | None) -> ResponseSide | None:
+        if s is None:
+            return None
+        body = await moved(s.body)
+        return s if body is s.body else msgspec.structs.replace(s, body=body)
+
+    request_body = await moved(exchange.request.body)
+    request = (
+        exchange.request
+        if request_body is exchange.request.body
+        else msgspec.structs.replace(exchange.request, body=request_body)
+    )
+    primary = await side(exchange.primary)
+    assert primary is not None
+    candidate = await side(exchange.candidate)
+    secondary = await side(exchange.secondary)
+    if (request, primary, candidate, secondary) == (
+        exchange.request,
+        exchange.primary,
+        exchange.candidate,
+        exchange.secondary,
+    ):
+        return exchange
+    return msgspec.structs.replace(
+        exchange, request=request, primary=primary, candidate=candidate, secondary=secondary
+    )
+
+
+async def body_bytes(body: Body, blobs: BlobStore) -> bytes:
+    """A body's bytes, from the entry or from the blob store."""
+    if body.data is not None:
+        return body.data
+    if body.ref is None:
+        return b""
+    return await asyncio.to_thread(blobs.get, body.ref)

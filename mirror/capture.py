@@ -11,8 +11,8 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from mirror.blobs import BlobStore
-from mirror.exchange import Body, Exchange, ResponseSide, encode_entry
+from mirror.blobs import BlobStore, offload_bodies
+from mirror.exchange import Exchange, encode_entry
 from mirror.metrics import TapMetrics
 from mirror.streams import Streams
 from shadowgate.settings import Limits
@@ -91,7 +91,7 @@ class CaptureWriter:
         entries: list[tuple[Exchange, dict[str, bytes | str | int]]] = []
         for exchange in batch:
             try:
-                stored = await self._offload_large_bodies(exchange)
+                stored = await offload_bodies(exchange, self._blobs, self._limits.inline_body_bytes)
                 entries.append((stored, encode_entry(stored)))
             except OSError:
                 log.warning("blob store write failed for exchange %s", exchange.id)
@@ -120,23 +120,6 @@ class CaptureWriter:
             self._metrics.captured.labels(stored.route).inc()
         return True
 
-    async def _offload_large_bodies(self, exchange: Exchange) -> Exchange:
-        inline = self._limits.inline_body_bytes
-        request, primary = exchange.request, exchange.primary
-        if request.body.data is not None and request.body.size > inline:
-            body = await self._store(request.body)
-            request = msgspec.structs.replace(request, body=body)
-        if primary.body.data is not None and primary.body.size > inline:
-            primary = _with_body(primary, await self._store(primary.body))
-        if request is exchange.request and primary is exchange.primary:
-            return exchange
-        return msgspec.structs.replace(exchange, request=request, primary=primary)
-
-    async def _store(self, body: Body) -> Body:
-        assert body.data is not None
-        ref = await asyncio.to_thread(self._blobs.put, body.data)
-        return Body(size=body.size, ref=ref)
-
     async def close(self, grace_s: float) -> None:
         """Stop taking new exchanges, give the writer `grace_s` to flush, then count what is left."""
         self._closing = True
@@ -145,7 +128,3 @@ class CaptureWriter:
         left = self._queue.qsize() + self._inflight
         if left:
             self.drop("shutdown", left)
-
-
-def _with_body(side: ResponseSide, body: Body) -> ResponseSide:
-    return msgspec.structs.replace(side, body=body)

@@ -46,6 +46,12 @@ class ResponseSide(msgspec.Struct, frozen=True, omit_defaults=True):
     streamed: bool = False
     # Set when the client went away before the body ended: the body is what had arrived.
     client_aborted: bool = False
+    # Which model, version and GPU answered (the migration plan's audit asks for all three).
+    model: str | None = None
+    model_version: str | None = None
+    gpu: str | None = None
+    # The text of an SSE answer, reassembled from its deltas (dispatch fills it in on both sides).
+    text: str | None = None
 
 
 class Exchange(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -58,6 +64,9 @@ class Exchange(msgspec.Struct, frozen=True, omit_defaults=True):
     primary: ResponseSide
     candidate: ResponseSide | None = None
     secondary: ResponseSide | None = None
+    # Set on pairs made by `shadowgate replay`: the run's id, so they never mix with live pairs.
+    replay: str | None = None
+    paired_at: float | None = None
     v: int = SCHEMA_VERSION
 
 
@@ -71,7 +80,7 @@ class MalformedEntry(ValueError):
 
 def encode_entry(exchange: Exchange) -> dict[str, bytes | str | int]:
     """Stream entry fields: a few in clear for filtering and replay, the record itself as MessagePack."""
-    return {
+    fields: dict[str, bytes | str | int] = {
         "v": exchange.v,
         "id": exchange.id,
         "tenant": exchange.tenant,
@@ -79,6 +88,9 @@ def encode_entry(exchange: Exchange) -> dict[str, bytes | str | int]:
         "ts": int(exchange.captured_at * 1000),
         "data": _encoder.encode(exchange),
     }
+    if exchange.replay is not None:
+        fields["replay"] = exchange.replay
+    return fields
 
 
 def decode_entry(fields: dict[bytes, bytes]) -> Exchange:

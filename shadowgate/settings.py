@@ -73,6 +73,9 @@ class Route(_Strict):
     prefix: str = Field(pattern=r"^/")
     kind: RouteKind
     sample_rate: Rate = 1.0
+    # Share of captures also sent to the secondary (the primary again): the noise floor. Off by
+    # default, because calling the cloud twice costs money.
+    secondary_rate: Rate = 0.0
 
 
 DEFAULT_ROUTES: tuple[Route, ...] = (
@@ -97,6 +100,27 @@ class Limits(_Strict):
     capture_batch: int = Field(default=256, ge=1)
     # Approximate cap on each stream's length (XADD MAXLEN ~).
     stream_maxlen: int = Field(default=1_000_000, ge=1)
+
+
+class Dispatch(_Strict):
+    """How captures are sent to the candidate (`shadowgate dispatch`)."""
+
+    # Calls in flight to the candidate at once, per dispatcher process.
+    concurrency: int = Field(default=16, ge=1)
+    batch: int = Field(default=64, ge=1)
+    # Captures older than this are skipped (acknowledged, counted as stale), so a backlog after an
+    # outage never turns into a burst against the candidate.
+    max_age_s: float = Field(default=300.0, gt=0)
+    # An entry delivered this many times without being paired goes to the dead-letter stream.
+    max_deliveries: int = Field(default=3, ge=1)
+    # Entries pending this long in another consumer are taken over (XAUTOCLAIM).
+    reclaim_idle_s: float = Field(default=60.0, gt=0)
+    # Circuit breaker: open after this many consecutive connect failures, probe after the cooldown
+    # (doubling up to the maximum while probes fail).
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_cooldown_s: float = Field(default=5.0, gt=0)
+    breaker_max_cooldown_s: float = Field(default=60.0, gt=0)
+    heartbeat_s: float = Field(default=5.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -140,6 +164,15 @@ class Settings(BaseSettings):
 
     capture: bool = True
     candidate_timeout_s: float = Field(default=10.0, gt=0)
+    # The noise floor's second opinion; unset means the primary's URL. Its own key, never the client's.
+    secondary_url: AnyHttpUrl | None = None
+    secondary_api_key: SecretStr | None = None
+    # Marks shadow traffic, so the candidate (and its logs) can tell it from real users.
+    shadow_header: str = "X-Shadowgate-Shadow"
+    # Response headers naming the model version and GPU that answered, where the server sends them.
+    model_version_header: str = "x-model-version"
+    gpu_header: str = "x-gpu-id"
+    dispatch: Dispatch = Dispatch()
     primary_timeout_s: float = Field(default=600.0, gt=0)
     primary_connect_timeout_s: float = Field(default=5.0, gt=0)
     shutdown_grace_s: float = Field(default=10.0, ge=0)

@@ -1,0 +1,348 @@
+"""Dispatch: a consumer group on the captures stream; each capture is sent to the candidate and paired."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import msgspec
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from mirror.attribution import sampled_for
+from mirror.blobs import BlobStore, body_bytes, offload_bodies
+from mirror.breaker import Breaker, State
+from mirror.candidate import CONNECT_FAILURES, CallLimits, Target, call, identify
+from mirror.exchange import Exchange, MalformedEntry, decode_entry, encode_entry
+from mirror.pacing import Pacer
+from mirror.streams import Streams
+from shadowgate.settings import Route, Settings
+
+log = logging.getLogger("shadowgate.dispatch")
+
+# Acknowledge the capture and write its pair in one step, and only if this consumer is the one
+# that acknowledges it: a pair is never lost between the two writes, and never written twice.
+_PAIR_AND_ACK = """
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4))
+return 1
+"""
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+
+
+@dataclass
+class DispatchStats:
+    read: int = 0
+    paired: int = 0
+    duplicates: int = 0  # another consumer had already paired it
+    stale: int = 0
+    dead: int = 0
+    reclaimed: int = 0
+    failed: int = 0  # processing failed; left pending for a retry
+    secondary: int = 0
+    candidate_errors: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    def line(self) -> str:
+        errors = ", ".join(f"{k}={v}" for k, v in sorted(self.candidate_errors.items())) or "none"
+        return (
+            f"{self.paired} paired, {self.stale} stale skipped, {self.dead} dead-lettered, "
+            f"{self.reclaimed} reclaimed, {self.failed} failed attempts, {self.duplicates} duplicates "
+            f"avoided; candidate errors: {errors}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "candidate_errors"}
+        out["candidate_errors"] = dict(self.candidate_errors)
+        return out
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def call_limits(settings: Settings) -> CallLimits:
+    return CallLimits(
+        timeout_s=settings.candidate_timeout_s,
+        max_body_bytes=settings.limits.max_capture_body_bytes,
+        shadow_header=settings.shadow_header,
+        model_version_header=settings.model_version_header,
+        gpu_header=settings.gpu_header,
+    )
+
+
+def candidate_session(settings: Settings) -> aiohttp.ClientSession:
+    """The dispatcher's own connection pool, capped at its concurrency: never shared with the tap's."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=settings.dispatch.concurrency * 2, keepalive_timeout=30),
+        auto_decompress=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+    )
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        redis: Redis,
+        settings: Settings,
+        session: aiohttp.ClientSession,
+        *,
+        consumer: str | None = None,
+        candidate: Target | None = None,
+    ) -> None:
+        self._redis = redis
+        self._settings = settings
+        self._d = settings.dispatch
+        self._session = session
+        self._streams = Streams(settings.stream_prefix)
+        self._group = self._streams.dispatch_group
+        self.consumer = consumer or consumer_name()
+        self._blobs = BlobStore(settings.blob_path)
+        self._limits = call_limits(settings)
+        self._candidate = candidate or Target(
+            "candidate", str(settings.candidate_url), settings.candidate_api_key
+        )
+        secondary_url = settings.secondary_url or settings.primary_url
+        self._secondary = Target("secondary", str(secondary_url), settings.secondary_api_key)
+        self._routes: dict[str, Route] = {r.prefix: r for r in settings.routes}
+        self._breaker = Breaker(
+            self._d.breaker_failures, self._d.breaker_cooldown_s, self._d.breaker_max_cooldown_s
+        )
+        self._script = redis.register_script(_PAIR_AND_ACK)
+        self._pacer = Pacer(reanchor_after_s=1.0)
+        self._in_flight: dict[bytes, asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(self._d.concurrency)
+        self.stats = DispatchStats()
+
+    @property
+    def breaker_state(self) -> State:
+        return self._breaker.state
+
+    async def ensure_group(self) -> None:
+        with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists already
+            await self._redis.xgroup_create(self._streams.captures, self._group, id="0", mkstream=True)
+
+    async def run(self, stop: asyncio.Event, *, burst: bool = False, grace_s: float = 10.0) -> DispatchStats:
+        """Dispatch until `stop` is set (or, with `burst`, until nothing is pending); then drain."""
+        await self.ensure_group()
+        heartbeat = asyncio.create_task(self._heartbeat(stop), name="dispatch-heartbeat")
+        next_reclaim = 0.0
+        try:
+            while not stop.is_set():
+                try:
+                    if time.monotonic() >= next_reclaim:
+                        await self._reclaim()
+                        next_reclaim = time.monotonic() + min(self._d.reclaim_idle_s / 2, 5.0)
+                    if self._breaker.state is not State.CLOSED:
+                        if not self._breaker.allow():
+                            await _sleep_or(stop, min(max(self._breaker.wait_s(), 0.05), 1.0))
+                            continue
+                        room = 1  # the probe
+                    else:
+                        room = self._d.concurrency - len(self._in_flight)
+                    if room <= 0:
+                        await asyncio.wait(set(self._in_flight.values()), return_when=asyncio.FIRST_COMPLETED)
+                        continue
+                    entries = await self._read(min(room, self._d.batch), block_ms=100 if burst else 1000)
+                    if self._breaker.state is State.HALF_OPEN and not entries:
+                        self._breaker.release_probe()
+                    for entry in entries:
+                        # A backlog goes out with production's spacing, never as one burst.
+                        await _sleep_or(stop, self._pacer.delay(_ts(entry[1])))
+                        self._spawn(entry)
+                    if burst and not entries and not self._in_flight and not await self._pending():
+                        break
+                except (RedisError, OSError) as exc:
+                    log.warning("Redis unavailable (%s); retrying", type(exc).__name__)
+                    await _sleep_or(stop, 1.0)
+        finally:
+            await self._drain(grace_s)
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+        log.info("dispatch %s stopped: %s", self.consumer, self.stats.line())
+        return self.stats
+
+    async def _read(self, count: int, block_ms: int) -> list[Entry]:
+        reply: list[tuple[bytes, list[Entry]]] = await self._redis.xreadgroup(
+            self._group, self.consumer, {self._streams.captures: ">"}, count=count, block=block_ms
+        )  # type: ignore[assignment]
+        entries = [e for _, batch in reply for e in batch] if reply else []
+        self.stats.read += len(entries)
+        return entries
+
+    async def _pending(self) -> int:
+        info = await self._redis.xpending(self._streams.captures, self._group)
+        return int(info["pending"])
+
+    async def _reclaim(self) -> None:
+        """Take over entries another (dead) consumer left pending; dead-letter the ones that keep failing."""
+        idle_ms = int(self._d.reclaim_idle_s * 1000)
+        start = "0-0"
+        while True:
+            reply = await self._redis.xautoclaim(
+                self._streams.captures, self._group, self.consumer, idle_ms, start_id=start, count=100
+            )
+            start, claimed = reply[0], [e for e in reply[1] if e[1]]
+            if claimed:
+                await self._take_over(claimed)
+            if start in (b"0-0", "0-0"):
+                return
+
+    async def _take_over(self, claimed: list[Entry]) -> None:
+        ids = [eid for eid, _ in claimed]
+        pending = await self._redis.xpending_range(
+            self._streams.captures, self._group, min=min(ids), max=max(ids), count=len(ids) * 2 + 10
+        )
+        deliveries = {p["message_id"]: int(p["times_delivered"]) for p in pending}
+        for entry_id, fields in claimed:
+            if entry_id in self._in_flight:
+                continue  # still ours and still running
+            if deliveries.get(entry_id, 0) > self._d.max_deliveries:
+                await self._dead_letter(
+                    entry_id, fields, f"not paired after {self._d.max_deliveries} deliveries"
+                )
+                continue
+            self.stats.reclaimed += 1
+            self._spawn((entry_id, fields))
+
+    def _spawn(self, entry: Entry) -> None:
+        entry_id = entry[0]
+        task = asyncio.create_task(self._handle(entry), name=f"dispatch-{entry_id!r}")
+        self._in_flight[entry_id] = task
+        task.add_done_callback(lambda _t: self._in_flight.pop(entry_id, None))
+
+    async def _handle(self, entry: Entry) -> None:
+        entry_id, fields = entry
+        try:
+            exchange = decode_entry(fields)
+        except MalformedEntry as exc:
+            await self._dead_letter(entry_id, fields, str(exc))
+            return
+        try:
+            if time.time() - exchange.captured_at > self._d.max_age_s:
+                self.stats.stale += 1
+                await self._redis.xack(self._streams.captures, self._group, entry_id)
+                return
+            async with self._slots:
+                pair = await self.pair(exchange)
+            written = await self._script(
+                keys=[self._streams.captures, self._streams.pairs],
+                args=[self._group, entry_id, self._settings.limits.stream_maxlen, *_flat(encode_entry(pair))],
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # one entry's failure must not stop the others; it stays pending
+            self.stats.failed += 1
+            log.warning(
+                "capture %s (entry %s) not paired: %s", _id(fields), entry_id.decode(), type(exc).__name__
+            )
+            return
+        if written:
+            self.stats.paired += 1
+        else:
+            self.stats.duplicates += 1
+
+    async def pair(self, exchange: Exchange, *, candidate: Target | None = None) -> Exchange:
+        """Call the candidate (and, for a sampled share, the secondary) and return the pair."""
+        body = await body_bytes(exchange.request.body, self._blobs)
+        route = self._routes.get(exchange.route_prefix)
+        second = route is not None and sampled_for(f"{exchange.id}:secondary", route.secondary_rate)
+        target = candidate or self._candidate
+        calls = [call(self._session, target, exchange.request, body, self._limits)]
+        if second:
+            calls.append(call(self._session, self._secondary, exchange.request, body, self._limits))
+        sides = await asyncio.gather(*calls)
+        cand = sides[0]
+        if cand.error in CONNECT_FAILURES:
+            self._breaker.connect_failure()
+        else:
+            self._breaker.success()
+        if cand.error:
+            self.stats.candidate_errors[cand.error] += 1
+        if second:
+            self.stats.secondary += 1
+        pair = msgspec.structs.replace(
+            exchange,
+            primary=identify(exchange.primary, self._limits),
+            candidate=cand,
+            secondary=sides[1] if second else None,
+            paired_at=time.time(),
+        )
+        return await offload_bodies(pair, self._blobs, self._settings.limits.inline_body_bytes)
+
+    async def _dead_letter(self, entry_id: bytes, fields: dict[bytes, bytes], reason: str) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(
+                self._streams.dead_letter,
+                {
+                    "reason": reason,
+                    "stream": self._streams.captures,
+                    "entry": entry_id,
+                    "consumer": self.consumer,
+                    **{k.decode(errors="replace"): v for k, v in fields.items() if k != b"reason"},
+                },
+                maxlen=self._settings.limits.stream_maxlen,
+                approximate=True,
+            )
+            pipe.xack(self._streams.captures, self._group, entry_id)
+            await pipe.execute()
+        self.stats.dead += 1
+        log.warning("entry %s dead-lettered: %s", entry_id.decode(), reason)
+
+    async def _drain(self, grace_s: float) -> None:
+        tasks = set(self._in_flight.values())
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=grace_s)
+        for task in late:
+            task.cancel()  # stays pending in Redis; another dispatcher reclaims it
+        await asyncio.gather(*late, return_exceptions=True)
+
+    async def _heartbeat(self, stop: asyncio.Event) -> None:
+        key = f"{self._streams.prefix}:heartbeat:dispatch:{self.consumer}"
+        ttl = max(int(self._d.heartbeat_s * 3), 3)
+        while not stop.is_set():
+            beat = {"at": time.time(), "breaker": self._breaker.state.value, **self.stats.as_dict()}
+            with contextlib.suppress(RedisError, OSError):
+                await self._redis.set(key, json.dumps(beat), ex=ttl)
+            await _sleep_or(stop, self._d.heartbeat_s)
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.delete(key)
+
+
+async def check(redis: Redis, prefix: str) -> bool:
+    """True when at least one dispatcher has beaten its heart recently (`shadowgate dispatch --check`)."""
+    async for _ in redis.scan_iter(match=f"{prefix}:heartbeat:dispatch:*", count=100):
+        return True
+    return False
+
+
+def _flat(fields: dict[str, bytes | str | int]) -> list[bytes | str | int]:
+    return [x for pair in fields.items() for x in pair]
+
+
+def _ts(fields: dict[bytes, bytes]) -> float:
+    try:
+        return int(fields[b"ts"]) / 1000
+    except (KeyError, ValueError):
+        return time.time()
+
+
+def _id(fields: dict[bytes, bytes]) -> str:
+    return fields.get(b"id", b"?").decode(errors="replace")
+
+
+async def _sleep_or(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
