@@ -22,6 +22,12 @@ log = logging.getLogger("shadowgate.capture")
 _BACKOFF_MIN_S = 0.05
 _BACKOFF_MAX_S = 2.0
 
+Fields = dict[str, bytes | str | int]
+# What waits in the queue: an exchange already encoded (route, entry fields), which the garbage
+# collector does not track, so a full queue costs no GC pauses; or, rarely, an exchange whose large
+# bodies must first go to the blob store.
+Queued = tuple[str, Fields] | Exchange
+
 
 class CaptureWriter:
     """`submit` never waits; `run` drains the queue in pipelined batches; `close` flushes for a grace period.
@@ -43,7 +49,7 @@ class CaptureWriter:
         self._limits = limits
         self._blobs = blobs
         self._metrics = metrics
-        self._queue: asyncio.Queue[Exchange] = asyncio.Queue(limits.capture_queue)
+        self._queue: asyncio.Queue[Queued] = asyncio.Queue(limits.capture_queue)
         self._closing = False
         self._inflight = 0
         self.captured = 0
@@ -62,10 +68,20 @@ class CaptureWriter:
         if self._closing:
             self.drop("shutdown")
             return
-        try:
-            self._queue.put_nowait(exchange)
-        except asyncio.QueueFull:
+        if self._queue.full():
             self.drop("queue_full")
+            return
+        item: Queued
+        if _largest_body(exchange) > self._limits.inline_body_bytes:
+            item = exchange
+        else:
+            try:
+                item = (exchange.route, encode_entry(exchange))
+            except (msgspec.EncodeError, TypeError, ValueError):
+                log.exception("cannot encode exchange %s", exchange.id)
+                self.drop("encode_error")
+                return
+        self._queue.put_nowait(item)
 
     async def run(self) -> None:
         backoff = _BACKOFF_MIN_S
@@ -87,12 +103,16 @@ class CaptureWriter:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX_S)
 
-    async def _write(self, batch: list[Exchange]) -> bool:
-        entries: list[tuple[Exchange, dict[str, bytes | str | int]]] = []
-        for exchange in batch:
+    async def _write(self, batch: list[Queued]) -> bool:
+        entries: list[tuple[str, Fields]] = []
+        for item in batch:
+            if not isinstance(item, Exchange):
+                entries.append(item)
+                continue
+            exchange = item
             try:
                 stored = await offload_bodies(exchange, self._blobs, self._limits.inline_body_bytes)
-                entries.append((stored, encode_entry(stored)))
+                entries.append((stored.route, encode_entry(stored)))
             except OSError:
                 log.warning("blob store write failed for exchange %s", exchange.id)
                 self.drop("blob_error")
@@ -116,8 +136,8 @@ class CaptureWriter:
             self.drop("redis_error", len(entries))
             return False
         self.captured += len(entries)
-        for stored, _ in entries:
-            self._metrics.captured.labels(stored.route).inc()
+        for route, _ in entries:
+            self._metrics.captured.labels(route).inc()
         return True
 
     async def close(self, grace_s: float) -> None:
@@ -128,3 +148,7 @@ class CaptureWriter:
         left = self._queue.qsize() + self._inflight
         if left:
             self.drop("shutdown", left)
+
+
+def _largest_body(exchange: Exchange) -> int:
+    return max(exchange.request.body.size, exchange.primary.body.size)

@@ -1,4 +1,4 @@
-"""Pacing: send captured requests with their original spacing (sped up by a factor) or at a fixed rate (pure)."""
+"""Pacing: send captured requests with their original spacing, sped up, or at a fixed rate (pure)."""
 
 from __future__ import annotations
 

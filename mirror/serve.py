@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -120,6 +121,9 @@ def _run_one(
     settings = Settings(**settings_data)
     setup_logging(settings.log_level)
     app = build_app(settings, multiproc_dir=multiproc_dir)
+    # Everything built so far lives as long as the process: keep the collector from walking it again.
+    gc.collect()
+    gc.freeze()
 
     def ready(bound: int) -> None:
         capture = "capture on" if settings.capture else "capture off"
