@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import socket
 import time
 import uuid
@@ -25,7 +26,7 @@ from mirror.breaker import Breaker, State
 from mirror.candidate import CONNECT_FAILURES, CallLimits, Target, call, identify
 from mirror.exchange import Exchange, MalformedEntry, decode_entry, encode_entry
 from mirror.pacing import Pacer
-from mirror.streams import Streams
+from mirror.streams import Streams, redis_client
 from shadowgate.settings import Route, Settings
 
 log = logging.getLogger("shadowgate.dispatch")
@@ -346,3 +347,49 @@ def _id(fields: dict[bytes, bytes]) -> str:
 async def _sleep_or(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
+
+
+def run(settings: Settings, *, burst: bool = False) -> int:
+    """Blocking entry of `shadowgate dispatch`: until SIGTERM/SIGINT, or with `burst` until idle."""
+    from shadowgate.runtime import new_event_loop
+
+    async def main() -> DispatchStats:
+        assert settings.redis_url is not None
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        redis = redis_client(settings.redis_url)
+        try:
+            async with candidate_session(settings) as session:
+                dispatcher = Dispatcher(redis, settings, session)
+                log.info(
+                    "dispatch %s: %s -> %s (%d in flight at most)",
+                    dispatcher.consumer,
+                    Streams(settings.stream_prefix).captures,
+                    settings.candidate_url,
+                    settings.dispatch.concurrency,
+                )
+                return await dispatcher.run(stop, burst=burst, grace_s=settings.shutdown_grace_s)
+        finally:
+            await redis.aclose()
+
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(main())
+    return 0
+
+
+def check_main(settings: Settings) -> int:
+    """`shadowgate dispatch --check`: 0 when a dispatcher's heartbeat is fresh, else 1."""
+
+    async def main() -> bool:
+        assert settings.redis_url is not None
+        redis = redis_client(settings.redis_url)
+        try:
+            return await check(redis, settings.stream_prefix)
+        except (RedisError, OSError):
+            return False
+        finally:
+            await redis.aclose()
+
+    return 0 if asyncio.run(main()) else 1

@@ -70,10 +70,19 @@ def _bound_port(runner: web.AppRunner, default: int) -> int:
     return default
 
 
-def run_tap(settings: Settings, host: str, port: int, workers: int = 1) -> int:
+def run_tap(
+    settings: Settings, host: str, port: int, workers: int = 1, *, with_dispatch: bool = False
+) -> int:
     """Blocking entry of `shadowgate tap`; `settings.redis_url` is already resolved."""
     if workers <= 1:
-        _run_one(settings.model_dump(), host, port, reuse_port=False, multiproc_dir=None)
+        _run_one(
+            settings.model_dump(),
+            host,
+            port,
+            reuse_port=False,
+            multiproc_dir=None,
+            with_dispatch=with_dispatch,
+        )
         return 0
     # Several processes share the port; Prometheus's multiprocess mode sums their metrics.
     with tempfile.TemporaryDirectory(prefix="shadowgate-metrics-") as metrics_dir:
@@ -83,7 +92,11 @@ def run_tap(settings: Settings, host: str, port: int, workers: int = 1) -> int:
             ctx.Process(
                 target=_run_one,
                 args=(settings.model_dump(), host, port),
-                kwargs={"reuse_port": True, "multiproc_dir": Path(metrics_dir)},
+                kwargs={
+                    "reuse_port": True,
+                    "multiproc_dir": Path(metrics_dir),
+                    "with_dispatch": with_dispatch,
+                },
                 name=f"tap-{i}",
             )
             for i in range(workers)
@@ -113,6 +126,7 @@ def _run_one(
     *,
     reuse_port: bool,
     multiproc_dir: Path | None,
+    with_dispatch: bool = False,
 ) -> None:
     from mirror.tap import build_app
     from shadowgate.logs import setup_logging
@@ -120,7 +134,7 @@ def _run_one(
 
     settings = Settings(**settings_data)
     setup_logging(settings.log_level)
-    app = build_app(settings, multiproc_dir=multiproc_dir)
+    app = build_app(settings, multiproc_dir=multiproc_dir, with_dispatch=with_dispatch)
     # Everything built so far lives as long as the process: keep the collector from walking it again.
     gc.collect()
     gc.freeze()

@@ -4,6 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+
+
+def redis_client(url: str) -> Redis:
+    """A Redis client that fails fast: a slow or absent Redis must cost a writer, never a request."""
+    return Redis.from_url(
+        url,
+        socket_timeout=5.0,
+        socket_connect_timeout=1.0,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=1),
+    )
+
 
 @dataclass(frozen=True, slots=True)
 class Streams:

@@ -13,9 +13,6 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDictProxy
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 from yarl import URL
 
 from mirror.attribution import Attribution, Attributor
@@ -24,7 +21,7 @@ from mirror.capture import CaptureWriter
 from mirror.exchange import Body, Exchange, RequestSide, ResponseSide
 from mirror.headers import client_response_headers, sanitize, upstream_request_headers
 from mirror.metrics import TapMetrics
-from mirror.streams import Streams
+from mirror.streams import Streams, redis_client
 from shadowgate.settings import Settings
 
 log = logging.getLogger("shadowgate.tap")
@@ -63,8 +60,12 @@ def build_app(
     *,
     metrics: TapMetrics | None = None,
     multiproc_dir: Path | None = None,
+    with_dispatch: bool = False,
 ) -> web.Application:
-    """The tap as an aiohttp application. With capture on, `settings.redis_url` must be set."""
+    """The tap as an aiohttp application. With capture on, `settings.redis_url` must be set.
+
+    `with_dispatch` also runs a dispatcher in this process, on its own Redis client and connection
+    pool, so a slow or dead candidate still cannot delay a user's answer."""
     if settings.capture and not settings.redis_url:
         raise ValueError("capture needs settings.redis_url (the CLI starts the embedded Redis)")
     state = TapState(
@@ -79,6 +80,8 @@ def build_app(
     app.cleanup_ctx.append(_primary_session)
     if settings.capture:
         app.cleanup_ctx.append(_capture_writer)
+        if with_dispatch:
+            app.cleanup_ctx.append(_dispatcher)
     admin = settings.admin_prefix
     app.router.add_get(f"{admin}/healthz", _healthz)
     app.router.add_get(f"{admin}/metrics", _metrics)
@@ -113,12 +116,7 @@ async def _capture_writer(app: web.Application) -> AsyncIterator[None]:
     state = app[STATE]
     s = state.settings
     assert s.redis_url is not None
-    redis = Redis.from_url(
-        s.redis_url,
-        socket_timeout=2.0,
-        socket_connect_timeout=1.0,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=1),
-    )
+    redis = redis_client(s.redis_url)
     writer = CaptureWriter(redis, Streams(s.stream_prefix), s.limits, BlobStore(s.blob_path), state.metrics)
     task = asyncio.create_task(writer.run(), name="capture-writer")
     state.capture = writer
@@ -127,6 +125,23 @@ async def _capture_writer(app: web.Application) -> AsyncIterator[None]:
     await writer.close(s.shutdown_grace_s)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+    await redis.aclose()
+
+
+async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
+    from mirror.dispatch import Dispatcher, candidate_session
+
+    s = app[STATE].settings
+    assert s.redis_url is not None
+    redis = redis_client(s.redis_url)
+    session = candidate_session(s)
+    stop = asyncio.Event()
+    dispatcher = Dispatcher(redis, s, session)
+    task = asyncio.create_task(dispatcher.run(stop, grace_s=s.shutdown_grace_s), name="dispatcher")
+    yield
+    stop.set()
+    await asyncio.gather(task, return_exceptions=True)
+    await session.close()
     await redis.aclose()
 
 

@@ -30,6 +30,15 @@ def _parser() -> argparse.ArgumentParser:
     tap.add_argument("--port", type=int, default=8080)
     tap.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
     tap.add_argument("--no-capture", action="store_true", help="forward only (for comparison runs)")
+    tap.add_argument(
+        "--with-dispatch",
+        action="store_true",
+        help="also dispatch captures to the candidate in this process (own connection pool)",
+    )
+
+    dis = sub.add_parser("dispatch", help="send captures to the candidate and write the pairs")
+    dis.add_argument("--burst", action="store_true", help="exit once nothing is pending")
+    dis.add_argument("--check", action="store_true", help="exit 0 if a dispatcher is alive, else 1")
 
     sim = sub.add_parser("simulate", help="run the OpenAI-compatible simulator of primary or candidate")
     sim.add_argument("--host", default="127.0.0.1")
@@ -41,6 +50,19 @@ def _parser() -> argparse.ArgumentParser:
     red = sub.add_parser("redis", help="run the embedded Redis-compatible server in the foreground")
     red.add_argument("--host", default="127.0.0.1")
     red.add_argument("--port", type=int, default=None, help="default: a free port")
+
+    rep = sub.add_parser("replay", help="send captures from the stream to the candidate again")
+    rep.add_argument("--tenant", action="append", default=[], help="only this tenant (repeatable)")
+    rep.add_argument("--route", action="append", default=[], help="only this route kind (repeatable)")
+    rep.add_argument("--since", help="start of the window: ISO 8601 (UTC) or an age like 15m, 2h")
+    rep.add_argument("--until", help="end of the window, as --since")
+    rep.add_argument("--target", help="base URL to replay to (default: the candidate)")
+    pace = rep.add_mutually_exclusive_group()
+    pace.add_argument("--speed", type=float, default=1.0, help="multiple of the original pace")
+    pace.add_argument("--rate", type=float, help="a fixed rate, requests per second")
+    rep.add_argument("--loop", type=int, default=1, help="replay the window this many times")
+    rep.add_argument("--dry-run", action="store_true", help="count what would be sent")
+    rep.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     demo = sub.add_parser("demo", help="the whole thing on embedded defaults, with synthetic traffic")
     demo.add_argument("--seconds", type=float, default=20.0, help="how long to drive traffic")
@@ -80,8 +102,22 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         if args.no_capture:
             settings = settings.model_copy(update={"capture": False})
+            if args.with_dispatch:
+                raise ConfigError("--with-dispatch needs capture; drop --no-capture")
+            return run_tap(settings, args.host, args.port, workers=args.workers)
         with _redis_for(settings) as resolved:
-            return run_tap(resolved, args.host, args.port, workers=args.workers)
+            return run_tap(
+                resolved, args.host, args.port, workers=args.workers, with_dispatch=args.with_dispatch
+            )
+
+    if args.command == "dispatch":
+        from mirror.dispatch import check_main
+        from mirror.dispatch import run as run_dispatch
+
+        with _redis_for(settings) as resolved:
+            if args.check:
+                return check_main(resolved)
+            return run_dispatch(resolved, burst=args.burst)
 
     if args.command == "simulate":
         from simulator.profile import load_profile
@@ -95,6 +131,24 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return main_foreground(settings.data_dir, args.host, args.port)
 
+    if args.command == "replay":
+        from mirror.replay import run as run_replay
+
+        with _redis_for(settings) as resolved:
+            return run_replay(
+                resolved,
+                tenants=args.tenant,
+                routes=args.route,
+                since=args.since,
+                until=args.until,
+                target=args.target,
+                speed=args.speed,
+                rate=args.rate,
+                loops=args.loop,
+                dry_run=args.dry_run,
+                as_json=args.json,
+            )
+
     if args.command == "demo":
         from shadowgate.demo import run as run_demo
 
@@ -105,11 +159,18 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def _redis_for(settings: Settings) -> Iterator[Settings]:
-    """Settings with a Redis URL: the configured one, or the embedded server started for this run."""
-    if settings.redis_url or not settings.capture:
+    """Settings with a Redis URL: the configured one, else the embedded server another shadowgate
+    process runs for this data folder, else an embedded server started for this run."""
+    if settings.redis_url:
         yield settings
         return
-    from shadowgate.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+    from shadowgate.embedded_redis import EmbeddedRedis, EmbeddedRedisError, running_url
+
+    shared = running_url(settings.data_dir)
+    if shared is not None:
+        print(f"shadowgate: using the embedded Redis at {shared}", file=sys.stderr)
+        yield settings.model_copy(update={"redis_url": shared})
+        return
 
     server = EmbeddedRedis(settings.data_dir)
     try:

@@ -488,6 +488,22 @@ class EmbeddedRedis:
             self.state_path.unlink(missing_ok=True)
 
 
+def running_url(data_dir: Path) -> str | None:
+    """The URL of the embedded server another live process runs for `data_dir`, if there is one.
+
+    So `shadowgate tap` in one terminal and `shadowgate dispatch` in another share one Redis."""
+    record = _read_record(Path(data_dir).absolute() / "redis" / STATE_FILE)
+    if record is None:
+        return None
+    binary = Path(record.binary)
+    alive = (
+        _is_live(record.pid, record.start_time)
+        and _exe(record.pid) == binary
+        and _is_live(record.owner_pid, record.owner_start_time)
+    )
+    return redis_url(connect_host(record.host), record.port) if alive else None
+
+
 def _read_record(path: Path) -> ServerRecord | None:
     try:
         return ServerRecord(**json.loads(path.read_text()))
