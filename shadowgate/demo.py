@@ -16,9 +16,10 @@ from typing import Any
 from aiohttp import web
 from redis.asyncio import Redis
 
+from mirror.dispatch import Dispatcher, candidate_session
 from mirror.exchange import Exchange, MalformedEntry, decode_entry
 from mirror.serve import runner_for
-from mirror.streams import Streams
+from mirror.streams import Streams, redis_client
 from mirror.tap import STATE, TapState, build_app
 from shadowgate.embedded_redis import EmbeddedRedis
 from shadowgate.runtime import new_event_loop
@@ -33,10 +34,15 @@ class RouteSummary:
     tenant: str
     route: str
     captured: int
+    paired: int
     primary_p50_ms: float
     primary_p95_ms: float
-    ttfb_p50_ms: float | None
+    candidate_p50_ms: float | None
+    candidate_p95_ms: float | None
+    ttfb_p50_ms: float | None  # primary, streams only
+    candidate_ttfb_p50_ms: float | None
     primary_errors: int
+    candidate_errors: int
 
 
 def run(settings: Settings, *, seconds: float, concurrency: int, as_json: bool) -> int:
@@ -82,54 +88,77 @@ async def _demo(settings: Settings, *, seconds: float, concurrency: int, quiet: 
     profiles = demo_profiles(seed=7)
     tenants = tuple(Tenant(id=t, name=t.replace("-", " ").title()) for t in DEMO_TENANTS)
     started_ms = int(time.time() * 1000)
-    async with _serving(build_simulator(profiles["primary"])) as primary_url:
-        demo_settings = settings.model_copy(update={"primary_url": primary_url, "tenants": tenants})
-        tap_app = build_app(demo_settings)
-        async with _serving(tap_app, tap=True) as tap_url:
-            state = tap_app[STATE]
-            _say(quiet, f"redis   {settings.redis_url}")
-            _say(quiet, f"primary {primary_url} (simulator)")
-            _say(quiet, f"tap     {tap_url} -> primary; capturing into {settings.stream_prefix}:captures")
-            _say(quiet, f"driving {seconds:.0f} s of synthetic traffic from {len(tenants)} clinics ...")
-            traffic = Traffic(tap_url)
+    streams = Streams(settings.stream_prefix)
+    redis = redis_client(settings.redis_url)
+    async with (
+        _serving(build_simulator(profiles["primary"])) as primary_url,
+        _serving(build_simulator(profiles["candidate"])) as candidate_url,
+    ):
+        demo = settings.model_copy(
+            update={"primary_url": primary_url, "candidate_url": candidate_url, "tenants": tenants}
+        )
+        tap_app = build_app(demo)
+        state = tap_app[STATE]
+        async with candidate_session(demo) as session:
+            dispatcher = Dispatcher(redis, demo, session)
+            stop_dispatch = asyncio.Event()
+            live = asyncio.create_task(dispatcher.run(stop_dispatch))
+            async with _serving(tap_app, tap=True) as tap_url:
+                _say(quiet, f"redis     {settings.redis_url}")
+                _say(quiet, f"primary   {primary_url} (simulator: the cloud route)")
+                _say(quiet, f"candidate {candidate_url} (simulator: the new GPU server)")
+                _say(quiet, f"tap       {tap_url} -> primary; captures into {streams.captures}")
+                _say(quiet, f"dispatch  {dispatcher.consumer} -> candidate; pairs into {streams.pairs}")
+                _say(quiet, f"driving {seconds:.0f} s of synthetic traffic from {len(tenants)} clinics ...")
+                traffic = Traffic(tap_url)
 
-            def progress(report: TrafficReport, elapsed: float) -> None:
-                _say(quiet, f"  [{elapsed:4.0f} s] {_progress_line(report, state)}")
+                def progress(report: TrafficReport, elapsed: float) -> None:
+                    _say(quiet, f"  [{elapsed:4.0f} s] {_progress_line(report, state, dispatcher)}")
 
-            try:
-                report = await traffic.drive(seconds=seconds, concurrency=concurrency, on_progress=progress)
-            finally:
-                await traffic.close()
-        # Leaving the block stopped the tap, which flushed its capture queue.
-        dropped = dict(state.capture.dropped) if state.capture else {}
-    redis = Redis.from_url(settings.redis_url)
+                try:
+                    report = await traffic.drive(
+                        seconds=seconds, concurrency=concurrency, on_progress=progress
+                    )
+                finally:
+                    await traffic.close()
+            # The tap has stopped and flushed its queue; let dispatch finish what is left, then stop.
+            _say(quiet, "pairing the last captures ...")
+            stop_dispatch.set()
+            await live
+            await Dispatcher(redis, demo, session, consumer=dispatcher.consumer).run(
+                asyncio.Event(), burst=True
+            )
+    dropped = dict(state.capture.dropped) if state.capture else {}
     try:
-        exchanges = await _captured_since(redis, Streams(settings.stream_prefix).captures, started_ms)
+        captures = await _since(redis, streams.captures, started_ms)
+        pairs = await _since(redis, streams.pairs, started_ms)
     finally:
         await redis.aclose()
-    rows = _summarise(exchanges)
+    rows = _summarise(captures, [p for p in pairs if p.replay is None])
     return {
         "seconds": seconds,
         "redis_url": settings.redis_url,
         "data_dir": str(settings.data_dir),
-        "stream": Streams(settings.stream_prefix).captures,
+        "streams": {"captures": streams.captures, "pairs": streams.pairs},
         "requests": report.total,
         "client_errors": dict(report.errors),
-        "captured": len(exchanges),
+        "captured": len(captures),
+        "paired": len(pairs),
         "dropped": dropped,
         "by_tenant_route": [row.__dict__ for row in rows],
     }
 
 
-def _progress_line(report: TrafficReport, state: TapState) -> str:
+def _progress_line(report: TrafficReport, state: TapState, dispatcher: Dispatcher) -> str:
     capture = state.capture
     captured = capture.captured if capture else 0
     dropped = sum(capture.dropped.values()) if capture else 0
-    depth = capture.depth if capture else 0
-    return f"{report.total} requests, {captured} captured, {dropped} dropped, queue {depth}"
+    return (
+        f"{report.total} requests, {captured} captured, {dropped} dropped, {dispatcher.stats.paired} paired"
+    )
 
 
-async def _captured_since(redis: Redis, stream: str, since_ms: int) -> list[Exchange]:
+async def _since(redis: Redis, stream: str, since_ms: int) -> list[Exchange]:
     out: list[Exchange] = []
     start = f"{since_ms}-0"
     while True:
@@ -147,50 +176,75 @@ async def _captured_since(redis: Redis, stream: str, since_ms: int) -> list[Exch
 
 
 def _p(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
     if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+        return round(values[0], 1)
+    return round(statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1], 1)
 
 
-def _summarise(exchanges: list[Exchange]) -> list[RouteSummary]:
+def _summarise(captures: list[Exchange], pairs: list[Exchange]) -> list[RouteSummary]:
+    captured: dict[tuple[str, str], int] = defaultdict(int)
+    for x in captures:
+        captured[(x.tenant, x.route)] += 1
     groups: dict[tuple[str, str], list[Exchange]] = defaultdict(list)
-    for x in exchanges:
-        groups[(x.tenant, x.route)].append(x)
+    for p in pairs:
+        groups[(p.tenant, p.route)].append(p)
     rows = []
-    for (tenant, route), xs in sorted(groups.items()):
-        totals = [x.primary.total_ms for x in xs]
-        ttfbs = [x.primary.ttfb_ms for x in xs if x.primary.streamed and x.primary.ttfb_ms is not None]
+    for key in sorted(set(captured) | set(groups)):
+        xs = groups.get(key, [])
+        primary = [x.primary.total_ms for x in xs]
+        answered = [x.candidate for x in xs if x.candidate is not None and x.candidate.error is None]
+        candidate = [c.total_ms for c in answered]
+        ttfb = [x.primary.ttfb_ms for x in xs if x.primary.streamed and x.primary.ttfb_ms is not None]
+        c_ttfb = [c.ttfb_ms for c in answered if c.streamed and c.ttfb_ms is not None]
         rows.append(
             RouteSummary(
-                tenant=tenant,
-                route=route,
-                captured=len(xs),
-                primary_p50_ms=round(_p(totals, 50), 1),
-                primary_p95_ms=round(_p(totals, 95), 1),
-                ttfb_p50_ms=round(_p(ttfbs, 50), 1) if ttfbs else None,
-                primary_errors=sum(1 for x in xs if (x.primary.status or 0) >= 500 or x.primary.error),
+                tenant=key[0],
+                route=key[1],
+                captured=captured.get(key, 0),
+                paired=len(xs),
+                primary_p50_ms=_p(primary, 50),
+                primary_p95_ms=_p(primary, 95),
+                candidate_p50_ms=_p(candidate, 50) if candidate else None,
+                candidate_p95_ms=_p(candidate, 95) if candidate else None,
+                ttfb_p50_ms=_p(ttfb, 50) if ttfb else None,
+                candidate_ttfb_p50_ms=_p(c_ttfb, 50) if c_ttfb else None,
+                primary_errors=sum(1 for x in xs if x.primary.error or (x.primary.status or 0) >= 500),
+                candidate_errors=sum(1 for x in xs if x.candidate is None or x.candidate.error),
             )
         )
     return rows
 
 
 def _table(summary: dict[str, Any]) -> str:
-    head = ("tenant", "route", "captured", "p50 ms", "p95 ms", "ttfb p50", "5xx")
-    lines = [f"{head[0]:<18} {head[1]:<7} {head[2]:>8} {head[3]:>8} {head[4]:>8} {head[5]:>9} {head[6]:>4}"]
-    for row in summary["by_tenant_route"]:
-        ttfb = "" if row["ttfb_p50_ms"] is None else f"{row['ttfb_p50_ms']:.0f}"
+    def ms(value: float | None) -> str:
+        return "" if value is None else f"{value:.0f}"
+
+    head = (
+        f"{'tenant':<18} {'route':<7} {'capt':>5} {'pair':>5} "
+        f"{'primary p50/p95 ms':>19} {'candidate p50/p95 ms':>21} {'ttfb p/c':>11} {'err p/c':>8}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in summary["by_tenant_route"]:
+        primary = f"{ms(r['primary_p50_ms'])}/{ms(r['primary_p95_ms'])}"
+        candidate = (
+            f"{ms(r['candidate_p50_ms'])}/{ms(r['candidate_p95_ms'])}" if r["candidate_p50_ms"] else "-"
+        )
+        ttfb = f"{ms(r['ttfb_p50_ms'])}/{ms(r['candidate_ttfb_p50_ms'])}" if r["ttfb_p50_ms"] else ""
         lines.append(
-            f"{row['tenant']:<18} {row['route']:<7} {row['captured']:>8} {row['primary_p50_ms']:>8.0f} "
-            f"{row['primary_p95_ms']:>8.0f} {ttfb:>9} {row['primary_errors']:>4}"
+            f"{r['tenant']:<18} {r['route']:<7} {r['captured']:>5} {r['paired']:>5} {primary:>19} "
+            f"{candidate:>21} {ttfb:>11} {r['primary_errors']:>3}/{r['candidate_errors']:<4}"
         )
     dropped = ", ".join(f"{k} {v}" for k, v in summary["dropped"].items()) or "none"
     errors = ", ".join(f"{k} {v}" for k, v in summary["client_errors"].items()) or "none"
     lines += [
         "",
-        f"{summary['requests']} requests through the tap; {summary['captured']} exchanges captured in "
-        f"{summary['stream']} ({summary['redis_url']}); dropped: {dropped}; errors the clients saw "
-        f"(the primary's own): {errors}.",
-        f"The data stays in {summary['data_dir']}/ (Redis append-only file, blobs).",
-        "The candidate side, comparison and verdicts come with the dispatch, comparator and gate stages.",
+        f"{summary['requests']} requests through the tap; {summary['captured']} captured, "
+        f"{summary['paired']} paired with the candidate's answers; capture drops: {dropped}; "
+        f"errors the clients saw (the primary's own): {errors}.",
+        f"Streams {summary['streams']['captures']} and {summary['streams']['pairs']} at "
+        f"{summary['redis_url']}; the data stays in {summary['data_dir']}/.",
+        "Scores and verdicts per tenant come with the comparator and gate stages.",
     ]
     return "\n".join(lines)

@@ -12,7 +12,7 @@ from pathlib import Path
 def test_demo_captures_every_request_and_cleans_up(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWGATE_")}
     done = subprocess.run(
-        [sys.executable, "-m", "shadowgate.cli", "demo", "--seconds", "4", "--json"],
+        [sys.executable, "-m", "shadowgate.cli", "demo", "--seconds", "6", "--json"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -26,12 +26,20 @@ def test_demo_captures_every_request_and_cleans_up(tmp_path: Path) -> None:
     # Every request is captured, the primary's own error answers included.
     assert summary["captured"] == summary["requests"]
     assert summary["dropped"] == {}
+    # Dispatch ran beside the tap and paired every capture with the candidate's answer.
+    assert summary["paired"] == summary["captured"]
     routes = {row["route"] for row in summary["by_tenant_route"]}
     assert {"chat", "audio", "embed"} <= routes
     tenants = {row["tenant"] for row in summary["by_tenant_route"]}
     assert {"klinik-sejahtera", "klinik-harmoni", "klinik-bayu", "klinik-mutiara"} <= tenants
     for row in summary["by_tenant_route"]:
         assert 0 < row["primary_p50_ms"] <= row["primary_p95_ms"]
+        assert row["paired"] == row["captured"]
+    # The planted latency regression shows: klinik-bayu's candidate is slower than its primary.
+    bayu = next(
+        r for r in summary["by_tenant_route"] if r["tenant"] == "klinik-bayu" and r["route"] == "chat"
+    )
+    assert bayu["candidate_p50_ms"] > bayu["primary_p50_ms"]
     # The embedded Redis was started here, kept its data, and was stopped.
     state = tmp_path / ".shadowgate" / "redis"
     assert (state / "appendonlydir").is_dir()
