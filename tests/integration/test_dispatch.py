@@ -350,3 +350,37 @@ async def test_slow_or_dead_candidate_never_touches_the_users_answers(world: Wor
         assert max(series) < 0.5
         assert sorted(series)[len(series) // 2] < 3 * sorted(healthy)[len(healthy) // 2] + 0.01
     assert len(world.candidate_log.seen) >= 20  # the candidate was really being called meanwhile
+
+
+async def test_sigterm_drains_in_flight_calls(world: World) -> None:
+    settings = world.settings(candidate_timeout_s=5)
+    await through_tap(settings, [f"/echo/slow?s=1&n={i}" for i in range(4)])
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SHADOWGATE_")},
+        "SHADOWGATE_REDIS_URL": TEST_REDIS_URL,
+        "SHADOWGATE_STREAM_PREFIX": world.prefix,
+        "SHADOWGATE_CANDIDATE_URL": world.candidate,
+        "SHADOWGATE_ROUTES": '[{"prefix": "/echo", "kind": "chat"}]',
+        "SHADOWGATE_SHUTDOWN_GRACE_S": "5",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shadowgate.cli", "dispatch"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while len(world.candidate_log.seen) < 4 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert len(world.candidate_log.seen) == 4  # all four calls are in flight
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.to_thread(proc.communicate, timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err[-2000:]
+    assert "4 paired" in err
+    assert len(await read_pairs(world.redis, world.prefix)) == 4
