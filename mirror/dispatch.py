@@ -4,26 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
-import json
 import logging
-import os
 import signal
-import socket
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
 from mirror.attribution import sampled_for
 from mirror.blobs import BlobStore, body_bytes, offload_bodies
 from mirror.breaker import Breaker, State
 from mirror.candidate import CONNECT_FAILURES, CallLimits, Target, call, identify
+from mirror.consumer import Entry, GroupConsumer, any_heartbeat, sleep_or
 from mirror.exchange import Exchange, MalformedEntry, decode_entry, encode_entry
 from mirror.pacing import Pacer
 from mirror.streams import Streams, redis_client
@@ -38,8 +34,6 @@ if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4))
 return 1
 """
-
-Entry = tuple[bytes, dict[bytes, bytes]]
 
 
 @dataclass
@@ -66,10 +60,6 @@ class DispatchStats:
         out = {k: v for k, v in self.__dict__.items() if k != "candidate_errors"}
         out["candidate_errors"] = dict(self.candidate_errors)
         return out
-
-
-def consumer_name() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 def call_limits(settings: Settings) -> CallLimits:
@@ -108,7 +98,18 @@ class Dispatcher:
         self._session = session
         self._streams = Streams(settings.stream_prefix)
         self._group = self._streams.dispatch_group
-        self.consumer = consumer or consumer_name()
+        self._consumer = GroupConsumer(
+            redis,
+            stream=self._streams.captures,
+            group=self._group,
+            dead_letter=self._streams.dead_letter,
+            heartbeat_key=f"{self._streams.prefix}:heartbeat:dispatch",
+            consumer=consumer,
+            max_deliveries=self._d.max_deliveries,
+            reclaim_idle_s=self._d.reclaim_idle_s,
+            maxlen=settings.limits.stream_maxlen,
+        )
+        self.consumer = self._consumer.consumer
         self._blobs = BlobStore(settings.blob_path)
         self._limits = call_limits(settings)
         self._candidate = candidate or Target(
@@ -131,23 +132,27 @@ class Dispatcher:
         return self._breaker.state
 
     async def ensure_group(self) -> None:
-        with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists already
-            await self._redis.xgroup_create(self._streams.captures, self._group, id="0", mkstream=True)
+        await self._consumer.ensure_group()
 
     async def run(self, stop: asyncio.Event, *, burst: bool = False, grace_s: float = 10.0) -> DispatchStats:
         """Dispatch until `stop` is set (or, with `burst`, until nothing is pending); then drain."""
         await self.ensure_group()
-        heartbeat = asyncio.create_task(self._heartbeat(stop), name="dispatch-heartbeat")
+        heartbeat = asyncio.create_task(
+            self._consumer.heartbeat(stop, self._d.heartbeat_s, self._beat), name="dispatch-heartbeat"
+        )
         next_reclaim = 0.0
         try:
             while not stop.is_set():
                 try:
                     if time.monotonic() >= next_reclaim:
-                        await self._reclaim()
+                        for entry in await self._consumer.reclaim(busy=self._in_flight.__contains__):
+                            self.stats.reclaimed += 1
+                            self._spawn(entry)
+                        self.stats.dead = self._consumer.dead
                         next_reclaim = time.monotonic() + min(self._d.reclaim_idle_s / 2, 5.0)
                     if self._breaker.state is not State.CLOSED:
                         if not self._breaker.allow():
-                            await _sleep_or(stop, min(max(self._breaker.wait_s(), 0.05), 1.0))
+                            await sleep_or(stop, min(max(self._breaker.wait_s(), 0.05), 1.0))
                             continue
                         room = 1  # the probe
                     else:
@@ -160,13 +165,13 @@ class Dispatcher:
                         self._breaker.release_probe()
                     for entry in entries:
                         # A backlog goes out with production's spacing, never as one burst.
-                        await _sleep_or(stop, self._pacer.delay(_ts(entry[1])))
+                        await sleep_or(stop, self._pacer.delay(_ts(entry[1])))
                         self._spawn(entry)
-                    if burst and not entries and not self._in_flight and not await self._pending():
+                    if burst and not entries and not self._in_flight and not await self._consumer.pending():
                         break
                 except (RedisError, OSError) as exc:
                     log.warning("Redis unavailable (%s); retrying", type(exc).__name__)
-                    await _sleep_or(stop, 1.0)
+                    await sleep_or(stop, 1.0)
         finally:
             await self._drain(grace_s)
             heartbeat.cancel()
@@ -175,47 +180,9 @@ class Dispatcher:
         return self.stats
 
     async def _read(self, count: int, block_ms: int) -> list[Entry]:
-        reply: list[tuple[bytes, list[Entry]]] = await self._redis.xreadgroup(
-            self._group, self.consumer, {self._streams.captures: ">"}, count=count, block=block_ms
-        )  # type: ignore[assignment]
-        entries = [e for _, batch in reply for e in batch] if reply else []
+        entries = await self._consumer.read(count, block_ms)
         self.stats.read += len(entries)
         return entries
-
-    async def _pending(self) -> int:
-        info = await self._redis.xpending(self._streams.captures, self._group)
-        return int(info["pending"])
-
-    async def _reclaim(self) -> None:
-        """Take over entries another (dead) consumer left pending; dead-letter the ones that keep failing."""
-        idle_ms = int(self._d.reclaim_idle_s * 1000)
-        start = "0-0"
-        while True:
-            reply = await self._redis.xautoclaim(
-                self._streams.captures, self._group, self.consumer, idle_ms, start_id=start, count=100
-            )
-            start, claimed = reply[0], [e for e in reply[1] if e[1]]
-            if claimed:
-                await self._take_over(claimed)
-            if start in (b"0-0", "0-0"):
-                return
-
-    async def _take_over(self, claimed: list[Entry]) -> None:
-        ids = [eid for eid, _ in claimed]
-        pending = await self._redis.xpending_range(
-            self._streams.captures, self._group, min=min(ids), max=max(ids), count=len(ids) * 2 + 10
-        )
-        deliveries = {p["message_id"]: int(p["times_delivered"]) for p in pending}
-        for entry_id, fields in claimed:
-            if entry_id in self._in_flight:
-                continue  # still ours and still running
-            if deliveries.get(entry_id, 0) > self._d.max_deliveries:
-                await self._dead_letter(
-                    entry_id, fields, f"not paired after {self._d.max_deliveries} deliveries"
-                )
-                continue
-            self.stats.reclaimed += 1
-            self._spawn((entry_id, fields))
 
     def _spawn(self, entry: Entry) -> None:
         entry_id = entry[0]
@@ -233,7 +200,7 @@ class Dispatcher:
         try:
             if time.time() - exchange.captured_at > self._d.max_age_s:
                 self.stats.stale += 1
-                await self._redis.xack(self._streams.captures, self._group, entry_id)
+                await self._consumer.ack(entry_id)
                 return
             async with self._slots:
                 pair = await self.pair(exchange)
@@ -283,23 +250,8 @@ class Dispatcher:
         return await offload_bodies(pair, self._blobs, self._settings.limits.inline_body_bytes)
 
     async def _dead_letter(self, entry_id: bytes, fields: dict[bytes, bytes], reason: str) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(
-                self._streams.dead_letter,
-                {
-                    "reason": reason,
-                    "stream": self._streams.captures,
-                    "entry": entry_id,
-                    "consumer": self.consumer,
-                    **{k.decode(errors="replace"): v for k, v in fields.items() if k != b"reason"},
-                },
-                maxlen=self._settings.limits.stream_maxlen,
-                approximate=True,
-            )
-            pipe.xack(self._streams.captures, self._group, entry_id)
-            await pipe.execute()
-        self.stats.dead += 1
-        log.warning("entry %s dead-lettered: %s", entry_id.decode(), reason)
+        await self._consumer.dead_letter(entry_id, fields, reason)
+        self.stats.dead = self._consumer.dead
 
     async def _drain(self, grace_s: float) -> None:
         tasks = set(self._in_flight.values())
@@ -310,23 +262,13 @@ class Dispatcher:
             task.cancel()  # stays pending in Redis; another dispatcher reclaims it
         await asyncio.gather(*late, return_exceptions=True)
 
-    async def _heartbeat(self, stop: asyncio.Event) -> None:
-        key = f"{self._streams.prefix}:heartbeat:dispatch:{self.consumer}"
-        ttl = max(int(self._d.heartbeat_s * 3), 3)
-        while not stop.is_set():
-            beat = {"at": time.time(), "breaker": self._breaker.state.value, **self.stats.as_dict()}
-            with contextlib.suppress(RedisError, OSError):
-                await self._redis.set(key, json.dumps(beat), ex=ttl)
-            await _sleep_or(stop, self._d.heartbeat_s)
-        with contextlib.suppress(RedisError, OSError):
-            await self._redis.delete(key)
+    def _beat(self) -> dict[str, Any]:
+        return {"breaker": self._breaker.state.value, **self.stats.as_dict()}
 
 
 async def check(redis: Redis, prefix: str) -> bool:
     """True when at least one dispatcher has beaten its heart recently (`shadowgate dispatch --check`)."""
-    async for _ in redis.scan_iter(match=f"{prefix}:heartbeat:dispatch:*", count=100):
-        return True
-    return False
+    return await any_heartbeat(redis, f"{prefix}:heartbeat:dispatch:*")
 
 
 def _flat(fields: dict[str, bytes | str | int]) -> list[bytes | str | int]:
@@ -342,11 +284,6 @@ def _ts(fields: dict[bytes, bytes]) -> float:
 
 def _id(fields: dict[bytes, bytes]) -> str:
     return fields.get(b"id", b"?").decode(errors="replace")
-
-
-async def _sleep_or(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
 
 
 def run(settings: Settings, *, burst: bool = False) -> int:

@@ -44,3 +44,7 @@ class Streams:
     @property
     def compare_group(self) -> str:
         return "compare"
+
+    @property
+    def compare_dead_letter(self) -> str:
+        return f"{self.prefix}:pairs-dead"

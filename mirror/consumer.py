@@ -1,0 +1,144 @@
+"""One Redis consumer group member: read, reclaim from the dead, dead-letter, acknowledge, beat."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+log = logging.getLogger("shadowgate.consumer")
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class GroupConsumer:
+    """The Redis side of a worker on `stream` in `group`; what to do with entries is the caller's."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        stream: str,
+        group: str,
+        dead_letter: str,
+        heartbeat_key: str,
+        consumer: str | None = None,
+        max_deliveries: int,
+        reclaim_idle_s: float,
+        maxlen: int,
+    ) -> None:
+        self.redis = redis
+        self.stream = stream
+        self.group = group
+        self.consumer = consumer or consumer_name()
+        self._dead_letter = dead_letter
+        self._heartbeat_key = f"{heartbeat_key}:{self.consumer}"
+        self._max_deliveries = max_deliveries
+        self._idle_ms = int(reclaim_idle_s * 1000)
+        self._maxlen = maxlen
+        self.dead = 0
+
+    async def ensure_group(self) -> None:
+        with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists already
+            await self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+
+    async def read(self, count: int, block_ms: int) -> list[Entry]:
+        reply: list[tuple[bytes, list[Entry]]] = await self.redis.xreadgroup(
+            self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms
+        )  # type: ignore[assignment]
+        return [e for _, batch in reply for e in batch] if reply else []
+
+    async def pending(self) -> int:
+        info = await self.redis.xpending(self.stream, self.group)
+        return int(info["pending"])
+
+    async def reclaim(self, busy: Callable[[bytes], bool] = lambda _id: False) -> list[Entry]:
+        """Take over entries left pending longer than the idle time (a dead consumer's); entries
+        delivered more than `max_deliveries` times go to the dead-letter stream instead."""
+        taken: list[Entry] = []
+        start = "0-0"
+        while True:
+            reply = await self.redis.xautoclaim(
+                self.stream, self.group, self.consumer, self._idle_ms, start_id=start, count=100
+            )
+            start, claimed = reply[0], [e for e in reply[1] if e[1]]
+            if claimed:
+                ids = [eid for eid, _ in claimed]
+                pending = await self.redis.xpending_range(
+                    self.stream, self.group, min=min(ids), max=max(ids), count=len(ids) * 2 + 10
+                )
+                deliveries = {p["message_id"]: int(p["times_delivered"]) for p in pending}
+                for entry_id, fields in claimed:
+                    if busy(entry_id):
+                        continue  # still ours and still running
+                    if deliveries.get(entry_id, 0) > self._max_deliveries:
+                        await self.dead_letter(
+                            entry_id, fields, f"not done after {self._max_deliveries} deliveries"
+                        )
+                    else:
+                        taken.append((entry_id, fields))
+            if start in (b"0-0", "0-0"):
+                return taken
+
+    async def dead_letter(self, entry_id: bytes, fields: dict[bytes, bytes], reason: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(
+                self._dead_letter,
+                {
+                    "reason": reason,
+                    "stream": self.stream,
+                    "entry": entry_id,
+                    "consumer": self.consumer,
+                    **{k.decode(errors="replace"): v for k, v in fields.items() if k != b"reason"},
+                },
+                maxlen=self._maxlen,
+                approximate=True,
+            )
+            pipe.xack(self.stream, self.group, entry_id)
+            await pipe.execute()
+        self.dead += 1
+        log.warning("entry %s of %s dead-lettered: %s", entry_id.decode(), self.stream, reason)
+
+    async def ack(self, *entry_ids: bytes) -> None:
+        if entry_ids:
+            await self.redis.xack(self.stream, self.group, *entry_ids)
+
+    async def heartbeat(
+        self, stop: asyncio.Event, every_s: float, state: Callable[[], dict[str, Any]]
+    ) -> None:
+        """Beat until `stop`: a key with the caller's counters that expires after three missed beats."""
+        ttl = max(int(every_s * 3), 3)
+        while not stop.is_set():
+            beat = {"at": time.time(), **state()}
+            with contextlib.suppress(RedisError, OSError):
+                await self.redis.set(self._heartbeat_key, json.dumps(beat), ex=ttl)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every_s)
+        with contextlib.suppress(RedisError, OSError):
+            await self.redis.delete(self._heartbeat_key)
+
+
+async def any_heartbeat(redis: Redis, pattern: str) -> bool:
+    """True when a consumer whose heartbeat key matches `pattern` is alive (`--check`)."""
+    async for _ in redis.scan_iter(match=pattern, count=100):
+        return True
+    return False
+
+
+async def sleep_or(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
