@@ -1,0 +1,53 @@
+"""Engines for the store: SQLite by default, PostgreSQL (psycopg 3) in production."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, event
+from sqlalchemy.engine import make_url
+from sqlmodel import Session, SQLModel, create_engine
+
+import store.models  # noqa: F401  (registers the store's tables on SQLModel.metadata)
+
+# How long a SQLite writer waits for another's lock before giving up: the worker and a replay can
+# write at once, and the dashboard reads while they do.
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for `url`; `postgresql://` means psycopg 3, a SQLite file's directory is created."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(parsed, pool_pre_ping=True, **kwargs)
+
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        # WAL lets the dashboard read while the worker writes; SQLite leaves foreign keys off unless asked.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS:d}")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # durable enough under WAL, and much faster
+    finally:
+        cursor.close()
+
+
+def init_db(engine: Engine) -> None:
+    """Create the tables that are missing. Changes to existing tables will need migrations (later)."""
+    SQLModel.metadata.create_all(engine)
+
+
+def session(engine: Engine) -> Session:
+    """A SQLModel session, for `with session(engine) as s:` in the dashboard and the gate."""
+    return Session(engine)

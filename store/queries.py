@@ -1,0 +1,357 @@
+"""Named read queries for the gate and the dashboard; every aggregate is computed by the database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    FromClause,
+    Integer,
+    Table,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+)
+
+from comparators.scoring import METRICS
+from store.models import FINDINGS, PAIRS, SCORES, UNSCORED
+
+ALL_REPLAYS = "*"
+GroupKey = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteStats:
+    """One tenant and route over a window: volumes, failures, metric means, a few percentiles."""
+
+    tenant: str
+    route: str
+    role: str  # the side the scores compare with the primary
+    pairs: int
+    scored: int  # pairs with a score row for `role`
+    # A side failed when it has an error class, no status, or a 5xx status; a pair without a
+    # candidate answer counts as a candidate failure, secondary failures count where one was asked.
+    primary_errors: int
+    candidate_errors: int
+    secondary_errors: int
+    means: dict[str, float | None] = field(default_factory=dict)  # every name in METRICS
+    # "primary_total_ms", "<role>_total_ms", "semantic_similarity", "wer" → {q: value}; linear
+    # interpolation between ranks (PostgreSQL's percentile_cont), NULLs left out.
+    quantiles: dict[str, dict[float, float | None]] = field(default_factory=dict)
+
+    @property
+    def candidate_error_rate(self) -> float:
+        return self.candidate_errors / self.pairs if self.pairs else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class WorstPair:
+    key: str
+    exchange_id: str
+    captured_at: datetime
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class FindingCount:
+    tenant: str
+    route: str
+    kind: str
+    findings: int
+    pairs: int  # distinct pairs with at least one finding of this kind
+
+
+@dataclass(frozen=True, slots=True)
+class UnscoredCount:
+    tenant: str
+    route: str
+    count: int
+
+
+def route_summary(
+    engine: Engine,
+    *,
+    tenant: str | None = None,
+    route: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    replay: str | None = None,
+    role: str = "candidate",
+    qs: Sequence[float] = (0.5, 0.95),
+) -> list[RouteStats]:
+    """Per tenant and route in [since, until): live pairs only unless `replay` names a run or is "*"."""
+    if role not in ("candidate", "secondary"):
+        raise ValueError(f"unknown role {role!r}")
+    groups = [PAIRS.c.tenant, PAIRS.c.route]
+    pair_where = window_filters(PAIRS, tenant=tenant, route=route, since=since, until=until, replay=replay)
+    score_where = [
+        *window_filters(SCORES, tenant=tenant, route=route, since=since, until=until, replay=replay),
+        SCORES.c.role == role,
+    ]
+    score_groups = [SCORES.c.tenant, SCORES.c.route]
+
+    volumes = (
+        select(
+            *groups,
+            func.count().label("pairs"),
+            func.count().filter(_failed("primary")).label("primary_errors"),
+            func.count().filter(_failed("candidate")).label("candidate_errors"),
+            func.count().filter(and_(PAIRS.c.has_secondary, _failed("secondary"))).label("secondary_errors"),
+        )
+        .where(*pair_where)
+        .group_by(*groups)
+        .order_by(*groups)
+    )
+    means = (
+        select(
+            *score_groups,
+            func.count().label("scored"),
+            *(func.avg(SCORES.c[name]).label(name) for name in METRICS),
+        )
+        .where(*score_where)
+        .group_by(*score_groups)
+    )
+    with engine.connect() as conn:
+        volume_rows = conn.execute(volumes).all()
+        mean_rows = {(r.tenant, r.route): r for r in conn.execute(means)}
+        quantiles = {
+            "primary_total_ms": _quantiles(conn, PAIRS.c.primary_total_ms, PAIRS, pair_where, groups, qs),
+            f"{role}_total_ms": _quantiles(conn, PAIRS.c[f"{role}_total_ms"], PAIRS, pair_where, groups, qs),
+            "semantic_similarity": _quantiles(
+                conn, SCORES.c.semantic_similarity, SCORES, score_where, score_groups, qs
+            ),
+            "wer": _quantiles(conn, SCORES.c.wer, SCORES, score_where, score_groups, qs),
+        }
+
+    stats = []
+    empty = dict.fromkeys(qs)
+    for v in volume_rows:
+        group = (v.tenant, v.route)
+        m = mean_rows.get(group)
+        stats.append(
+            RouteStats(
+                tenant=v.tenant,
+                route=v.route,
+                role=role,
+                pairs=v.pairs,
+                scored=m.scored if m is not None else 0,
+                primary_errors=v.primary_errors,
+                candidate_errors=v.candidate_errors,
+                secondary_errors=v.secondary_errors,
+                means={name: _float(getattr(m, name, None)) for name in METRICS},
+                quantiles={name: q.get(group, empty) for name, q in quantiles.items()},
+            )
+        )
+    return stats
+
+
+def metric_quantiles(
+    engine: Engine,
+    metric: str,
+    qs: Sequence[float] = (0.5, 0.95, 0.99),
+    *,
+    tenant: str | None = None,
+    route: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    replay: str | None = None,
+    role: str = "candidate",
+) -> dict[float, float | None]:
+    """Percentiles of one metric over the filtered scores (linear interpolation, NULLs left out)."""
+    column = SCORES.c[_metric(metric)]
+    where = [
+        *window_filters(SCORES, tenant=tenant, route=route, since=since, until=until, replay=replay),
+        SCORES.c.role == role,
+    ]
+    with engine.connect() as conn:
+        found = _quantiles(conn, column, SCORES, where, [], qs)
+    return found.get((), dict.fromkeys(qs))
+
+
+def worst_pairs(
+    engine: Engine,
+    tenant: str,
+    route: str,
+    metric: str,
+    n: int = 10,
+    *,
+    ascending: bool,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    replay: str | None = None,
+    role: str = "candidate",
+) -> list[WorstPair]:
+    """The `n` pairs with the lowest (`ascending=True`, e.g. similarity) or highest (e.g. wer) value."""
+    column = SCORES.c[_metric(metric)]
+    order = column.asc() if ascending else column.desc()
+    stmt = (
+        select(SCORES.c.pair_key, PAIRS.c.exchange_id, SCORES.c.captured_at, column.label("value"))
+        .join(PAIRS, PAIRS.c.key == SCORES.c.pair_key)
+        .where(
+            *window_filters(SCORES, tenant=tenant, route=route, since=since, until=until, replay=replay),
+            SCORES.c.role == role,
+            column.is_not(None),
+        )
+        .order_by(order, SCORES.c.captured_at.desc(), SCORES.c.pair_key)
+        .limit(n)
+    )
+    with engine.connect() as conn:
+        return [WorstPair(r.pair_key, r.exchange_id, r.captured_at, r.value) for r in conn.execute(stmt)]
+
+
+def findings_by_kind(
+    engine: Engine,
+    *,
+    tenant: str | None = None,
+    route: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    replay: str | None = None,
+    role: str = "candidate",
+) -> list[FindingCount]:
+    """How many findings of each kind per tenant and route, most frequent first."""
+    groups = [PAIRS.c.tenant, PAIRS.c.route, FINDINGS.c.kind]
+    findings = func.count().label("findings")
+    stmt = (
+        select(*groups, findings, func.count(FINDINGS.c.pair_key.distinct()).label("pairs"))
+        .join(PAIRS, PAIRS.c.key == FINDINGS.c.pair_key)
+        .where(
+            *window_filters(PAIRS, tenant=tenant, route=route, since=since, until=until, replay=replay),
+            FINDINGS.c.role == role,
+        )
+        .group_by(*groups)
+        .order_by(PAIRS.c.tenant, PAIRS.c.route, findings.desc(), FINDINGS.c.kind)
+    )
+    with engine.connect() as conn:
+        return [FindingCount(r.tenant, r.route, r.kind, r.findings, r.pairs) for r in conn.execute(stmt)]
+
+
+def unscored_counts(
+    engine: Engine,
+    *,
+    tenant: str | None = None,
+    route: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[UnscoredCount]:
+    """Pairs sampled out per tenant and route, over the hour buckets that start in [since, until)."""
+    groups = [UNSCORED.c.tenant, UNSCORED.c.route]
+    where = []
+    if tenant is not None:
+        where.append(UNSCORED.c.tenant == tenant)
+    if route is not None:
+        where.append(UNSCORED.c.route == route)
+    if since is not None:
+        where.append(UNSCORED.c.hour >= since)
+    if until is not None:
+        where.append(UNSCORED.c.hour < until)
+    stmt = (
+        select(*groups, func.sum(UNSCORED.c.count).label("total"))
+        .where(*where)
+        .group_by(*groups)
+        .order_by(*groups)
+    )
+    with engine.connect() as conn:
+        return [UnscoredCount(r.tenant, r.route, int(r.total)) for r in conn.execute(stmt)]
+
+
+def _metric(name: str) -> str:
+    # Column names come only from METRICS: a caller's string never reaches SQL as an identifier.
+    if name not in METRICS:
+        raise ValueError(f"unknown metric {name!r}")
+    return name
+
+
+def window_filters(
+    t: Table,
+    *,
+    tenant: str | None,
+    route: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    replay: str | None,
+) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if tenant is not None:
+        where.append(t.c.tenant == tenant)
+    if route is not None:
+        where.append(t.c.route == route)
+    if since is not None:
+        where.append(t.c.captured_at >= since)
+    if until is not None:
+        where.append(t.c.captured_at < until)
+    # Replayed pairs never mix with live ones unless a caller asks by run id, or for all with "*".
+    if replay is None:
+        where.append(t.c.replay.is_(None))
+    elif replay != ALL_REPLAYS:
+        where.append(t.c.replay == replay)
+    return where
+
+
+def _failed(side: str) -> ColumnElement[bool]:
+    status = PAIRS.c[f"{side}_status"]
+    return or_(PAIRS.c[f"{side}_error"].is_not(None), status.is_(None), status >= 500)
+
+
+def _quantiles(
+    conn: Connection,
+    value: ColumnElement[Any],
+    source: FromClause,
+    where: Iterable[ColumnElement[bool]],
+    groups: Sequence[ColumnElement[Any]],
+    qs: Sequence[float],
+) -> dict[GroupKey, dict[float, float | None]]:
+    """Percentiles of `value` per group, as percentile_cont: rank h = (n - 1) * q, linear between."""
+    where = [*where, value.is_not(None)]
+    if conn.dialect.name == "postgresql":
+        stmt = (
+            select(*groups, *(func.percentile_cont(literal(q)).within_group(value) for q in qs))
+            .select_from(source)
+            .where(*where)
+            .group_by(*groups)
+        )
+    else:
+        # SQLite has no percentile function: rank the values per group with window functions, then
+        # pick the two ranks around h and interpolate, all in one query.
+        ranked = (
+            select(
+                *groups,
+                value.label("v"),
+                func.row_number().over(partition_by=groups or None, order_by=value).label("rn"),
+                func.count().over(partition_by=groups or None).label("n"),
+            )
+            .select_from(source)
+            .where(*where)
+            .subquery()
+        )
+        outer_groups = [ranked.c[g.key] for g in groups if g.key is not None]
+        picks = []
+        for q in qs:
+            h = (ranked.c.n - 1) * literal(q)
+            lo = cast(h, Integer)  # h >= 0, so truncation is floor
+            x_lo = func.max(case((ranked.c.rn == lo + 1, ranked.c.v)))
+            x_hi = func.coalesce(func.max(case((ranked.c.rn == lo + 2, ranked.c.v))), x_lo)
+            picks.append(x_lo + func.max(h - lo) * (x_hi - x_lo))
+        stmt = select(*outer_groups, *picks).group_by(*outer_groups)
+    found: dict[GroupKey, dict[float, float | None]] = {}
+    width = len(groups)
+    for row in conn.execute(stmt):
+        values = tuple(row)
+        if all(v is None for v in values[width:]):
+            continue  # no rows at all: an aggregate without GROUP BY still answers one row of NULLs
+        found[values[:width]] = {q: _float(v) for q, v in zip(qs, values[width:], strict=True)}
+    return found
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
