@@ -117,6 +117,16 @@ def open_loop(
     return dict(json.loads(done.stdout))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    # Fields 14 and 15 of proc(5) (utime, stime) are the 12th and 13th after the command name.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def delete_keys(client: redis.Redis, prefix: str) -> int:
     """Delete every key under `prefix:` (streams, heartbeats); returns how many went."""
     keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import re
 import sys
 import time
 import uuid
@@ -23,9 +22,7 @@ from mirror.exchange import MalformedEntry, decode_entry, encode_entry
 from mirror.pacing import Pacer
 from mirror.streams import Streams, redis_client
 from shadowgate.settings import ConfigError, Settings
-
-_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+from shadowgate.when import parse_when
 
 
 @dataclass(frozen=True)
@@ -70,22 +67,6 @@ class ReplaySummary:
             "achieved_rate": round(self.rate, 2),
             "by_tenant_route": dict(self.by_tenant_route),
         }
-
-
-def parse_when(text: str, *, now: float | None = None) -> int:
-    """A point in time as unix ms: ISO 8601 (`2026-11-27T09:00`, UTC unless it says otherwise), or
-    an age such as `15m`, `2h`, `1d` meaning that long ago."""
-    now = time.time() if now is None else now
-    match = _RELATIVE.match(text.strip())
-    if match:
-        return int((now - float(match.group(1)) * _UNIT_S[match.group(2)]) * 1000)
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError as exc:
-        raise ConfigError(f"cannot read {text!r} as a time: use ISO 8601 or an age like 15m") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
 
 
 async def select(

@@ -7,4 +7,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 . .venv/bin/activate
 python -m pip install --quiet --upgrade pip
+# torch first, pinned: on these machines 2.13.0 is a CPU build, and with it installed
+# sentence-transformers pulls in no multi-GB CUDA build.
+python -m pip install --quiet "torch==2.13.0"
 python -m pip install --quiet -e ".${EXTRAS:+[$EXTRAS]}"

@@ -64,6 +64,19 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--dry-run", action="store_true", help="count what would be sent")
     rep.add_argument("--json", action="store_true", help="print the summary as JSON")
 
+    wrk = sub.add_parser("worker", help="score pairs and write them to the store")
+    wrk.add_argument("--burst", action="store_true", help="exit once nothing is pending")
+    wrk.add_argument("--check", action="store_true", help="exit 0 if a worker is alive, else 1")
+
+    exp = sub.add_parser("export", help="write scored pairs as JSON lines or CSV")
+    exp.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    exp.add_argument("--output", type=Path, help="file to write (default: standard output)")
+    exp.add_argument("--tenant", help="only this tenant")
+    exp.add_argument("--route", help="only this route kind")
+    exp.add_argument("--since", help="start of the window: ISO 8601 (UTC) or an age like 15m, 2h")
+    exp.add_argument("--until", help="end of the window, as --since")
+    exp.add_argument("--replay", help="a replay run id instead of live traffic ('*': all runs)")
+
     demo = sub.add_parser("demo", help="the whole thing on embedded defaults, with synthetic traffic")
     demo.add_argument("--seconds", type=float, default=20.0, help="how long to drive traffic")
     demo.add_argument("--concurrency", type=int, default=8)
@@ -148,6 +161,29 @@ def _dispatch(args: argparse.Namespace) -> int:
                 dry_run=args.dry_run,
                 as_json=args.json,
             )
+
+    if args.command == "worker":
+        from comparators.worker import check_main as check_worker
+        from comparators.worker import run as run_worker
+
+        with _redis_for(settings) as resolved:
+            if args.check:
+                return check_worker(resolved)
+            return run_worker(resolved, burst=args.burst)
+
+    if args.command == "export":
+        from store.export_cli import run as run_export
+
+        return run_export(
+            settings,
+            fmt=args.format,
+            output=args.output,
+            tenant=args.tenant,
+            route=args.route,
+            since=args.since,
+            until=args.until,
+            replay=args.replay,
+        )
 
     if args.command == "demo":
         from shadowgate.demo import run as run_demo

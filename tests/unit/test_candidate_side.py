@@ -10,9 +10,9 @@ from pydantic import SecretStr
 
 from mirror.candidate import CallLimits, Target, identify, shadow_headers
 from mirror.exchange import Body, RequestSide, ResponseSide
-from mirror.replay import parse_when
 from mirror.sse import MalformedBody, decoded, reassemble_sse
 from shadowgate.settings import ConfigError
+from shadowgate.when import parse_when
 
 LIMITS = CallLimits(
     timeout_s=10,

@@ -59,7 +59,7 @@ def test_defaults_without_any_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     s = load_settings()
     assert s.redis_url is None  # the embedded Redis will be started
     assert s.candidate_timeout_s == 10.0  # the migration plan's fallback trigger
-    assert s.sqlite_url.startswith("sqlite:///")
+    assert s.database_url.startswith("sqlite:///")
     assert {r.kind for r in s.routes} >= {RouteKind.AUDIO, RouteKind.CHAT, RouteKind.EMBED}
 
 

@@ -1,0 +1,54 @@
+"""The one Unicode word tokenizer the text and clinical scorers share (ROUGE-L, lengths, negation scopes)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Literal, NamedTuple, cast
+
+TokenKind = Literal["number", "word", "punct"]
+
+# Letters of any script, then letters or digits: "demam", "café", "SpO2", "q8h" stay whole. Inner
+# hyphens and apostrophes join ("paru-paru" is a Malay plural, "don't" a single negation cue). The
+# combining-accent range keeps a decomposed accent that NFKC could not compose inside its word.
+_ALNUM = r"(?:[^\W_]|[\u0300-\u036f])"
+_WORD = rf"[^\W\d_]{_ALNUM}*(?:['’\-]{_ALNUM}+)*"
+# Digit groups ("1,000"), decimals ("37.8") and slash pairs ("130/85", "1/2", "12/05/2024") are one
+# token: a blood pressure split in two would let "130/85" and "85/130" look alike. A trailing full stop
+# stays punctuation ("37.8." is 37.8 then "."). "SpO2" is not a number because words match first.
+_NUMBER = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+(?:\.\d+)?)*"
+_TOKEN = re.compile(rf"(?P<word>{_WORD})|(?P<number>{_NUMBER})|(?P<punct>\S)")
+
+
+class Token(NamedTuple):
+    text: str  # casefolded
+    kind: TokenKind
+    start: int  # offsets into normalize(text), not the raw text
+    end: int
+
+
+def normalize(text: str) -> str:
+    """NFKC: "µg" and "μg", "℃" and "°C", full-width digits and "SpO₂" each read one way."""
+    return unicodedata.normalize("NFKC", text)
+
+
+def scan(text: str) -> list[Token]:
+    """Every token of `text` in order, punctuation included (the clinical scorer needs it to end a
+    negation's scope). Offsets index `normalize(text)`."""
+    return [
+        Token(match[0].casefold(), cast(TokenKind, match.lastgroup), match.start(), match.end())
+        for match in _TOKEN.finditer(normalize(text))
+    ]
+
+
+def tokenize(text: str) -> list[str]:
+    """Casefolded words and numbers; punctuation is split off and dropped (ROUGE and lengths count
+    words)."""
+    return [match[0].casefold() for match in _TOKEN.finditer(normalize(text)) if match.lastgroup != "punct"]
+
+
+class Tokenizer:
+    """`tokenize` as an object, for `rouge_score.RougeScorer(tokenizer=...)` (the reference ROUGE)."""
+
+    def tokenize(self, text: str) -> list[str]:
+        return tokenize(text)

@@ -1,0 +1,259 @@
+"""`shadowgate worker`: a consumer group on the pairs stream; score batches, store them, then acknowledge."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy.engine import Engine
+
+from comparators.assess import Bodies, Prepared, add_similarity, prepare, scored
+from comparators.embedder import Embedder
+from mirror.attribution import sampled_for
+from mirror.blobs import BlobStore, body_bytes
+from mirror.consumer import Entry, GroupConsumer, any_heartbeat, sleep_or
+from mirror.exchange import Exchange, MalformedEntry, decode_entry
+from mirror.streams import Streams, redis_client
+from shadowgate.settings import Settings
+from store.records import ScoredPair
+from store.writes import count_unscored, save_scored
+
+log = logging.getLogger("shadowgate.worker")
+
+
+@dataclass
+class WorkerStats:
+    read: int = 0
+    scored: int = 0
+    unscored: int = 0  # sampled out while behind: counted in the store, never silently dropped
+    failed_batches: int = 0
+    reclaimed: int = 0
+    dead: int = 0
+    lag: int = 0
+    behind: bool = False
+    by_route: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    def line(self) -> str:
+        return (
+            f"{self.scored} scored, {self.unscored} left unscored while behind, {self.dead} dead-lettered, "
+            f"{self.reclaimed} reclaimed, {self.failed_batches} failed batches"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "by_route"}
+        out["by_route"] = dict(self.by_route)
+        return out
+
+
+class ScoringWorker:
+    def __init__(
+        self,
+        redis: Redis,
+        settings: Settings,
+        engine: Engine,
+        embedder: Embedder | Callable[[], Embedder],
+        *,
+        consumer: str | None = None,
+    ) -> None:
+        self._redis = redis
+        self._settings = settings
+        self._w = settings.worker
+        self._engine = engine
+        self._embedder_or_factory = embedder
+        self._embedder: Embedder | None = embedder if isinstance(embedder, Embedder) else None
+        streams = Streams(settings.stream_prefix)
+        self._consumer = GroupConsumer(
+            redis,
+            stream=streams.pairs,
+            group=streams.compare_group,
+            dead_letter=streams.compare_dead_letter,
+            heartbeat_key=f"{streams.prefix}:heartbeat:worker",
+            consumer=consumer,
+            max_deliveries=self._w.max_deliveries,
+            reclaim_idle_s=self._w.reclaim_idle_s,
+            maxlen=settings.limits.stream_maxlen,
+        )
+        self.consumer = self._consumer.consumer
+        self._blobs = BlobStore(settings.blob_path)
+        self.stats = WorkerStats()
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            factory = self._embedder_or_factory
+            assert callable(factory)
+            self._embedder = factory()  # once per process: the model is the expensive part
+        return self._embedder
+
+    async def run(self, stop: asyncio.Event, *, burst: bool = False) -> WorkerStats:
+        await self._consumer.ensure_group()
+        heartbeat = asyncio.create_task(
+            self._consumer.heartbeat(stop, self._w.heartbeat_s, self.stats.as_dict), name="worker-heartbeat"
+        )
+        next_reclaim = 0.0
+        try:
+            while not stop.is_set():
+                try:
+                    batch: list[Entry] = []
+                    if time.monotonic() >= next_reclaim:
+                        batch = await self._consumer.reclaim()
+                        self.stats.reclaimed += len(batch)
+                        self.stats.dead = self._consumer.dead
+                        next_reclaim = time.monotonic() + min(self._w.reclaim_idle_s / 2, 5.0)
+                    if not batch:
+                        batch = await self._consumer.read(self._w.batch, block_ms=100 if burst else 1000)
+                        self.stats.read += len(batch)
+                    if batch:
+                        await self._process(batch)
+                    elif burst and not await self._consumer.pending():
+                        break
+                except (RedisError, OSError) as exc:
+                    log.warning("Redis unavailable (%s); retrying", type(exc).__name__)
+                    await sleep_or(stop, 1.0)
+        finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+        log.info("worker %s stopped: %s", self.consumer, self.stats.line())
+        return self.stats
+
+    async def _process(self, batch: list[Entry]) -> None:
+        good: list[tuple[bytes, Exchange]] = []
+        for entry_id, fields in batch:
+            try:
+                good.append((entry_id, decode_entry(fields)))
+            except MalformedEntry as exc:
+                await self._consumer.dead_letter(entry_id, fields, str(exc))
+        self.stats.dead = self._consumer.dead
+        if not good:
+            return
+        to_score, skipped = await self._sample(good)
+        try:
+            items = await self._score(to_score)
+            await asyncio.to_thread(self._store, items, skipped)
+        except Exception:  # the batch stays pending: retried, then reclaimed, then dead-lettered
+            self.stats.failed_batches += 1
+            log.exception("batch of %d pairs not stored; left pending for a retry", len(good))
+            return
+        await self._consumer.ack(*(entry_id for entry_id, _ in good))
+        self.stats.scored += len(items)
+        self.stats.unscored += len(skipped)
+        for item in items:
+            self.stats.by_route[item.route] += 1
+
+    async def _sample(
+        self, good: list[tuple[bytes, Exchange]]
+    ) -> tuple[list[tuple[bytes, Exchange]], list[Exchange]]:
+        """When the stream runs ahead by more than `max_lag`, score a sample and count the rest."""
+        self.stats.lag = await self._lag()
+        self.stats.behind = self.stats.lag > self._w.max_lag
+        if not self.stats.behind:
+            return good, []
+        keep = [(e, x) for e, x in good if sampled_for(e.decode(), self._w.sample_when_behind)]
+        skipped = [x for e, x in good if not sampled_for(e.decode(), self._w.sample_when_behind)]
+        return keep, skipped
+
+    async def _lag(self) -> int:
+        for group in await self._redis.xinfo_groups(self._consumer.stream):
+            if group.get("name") in (self._consumer.group, self._consumer.group.encode()):
+                lag = group.get("lag")
+                return int(lag) if lag is not None else 0
+        return 0
+
+    async def _score(self, entries: list[tuple[bytes, Exchange]]) -> list[ScoredPair]:
+        loaded = [(entry_id.decode(), x, await self._bodies(x)) for entry_id, x in entries]
+        embedder = self.embedder if loaded else None
+
+        def work() -> list[ScoredPair]:
+            prepared: list[tuple[Prepared, Bodies]] = [(prepare(k, x, b), b) for k, x, b in loaded]
+            if embedder is not None:
+                add_similarity(
+                    [p for p, _ in prepared], embedder.encode, embedder.count_tokens, embedder.window
+                )
+            return [scored(p, b) for p, b in prepared]
+
+        # Scoring is CPU work (the model above all): off the loop, so heartbeats keep beating.
+        return await asyncio.to_thread(work)
+
+    async def _bodies(self, x: Exchange) -> Bodies:
+        return Bodies(
+            request=await body_bytes(x.request.body, self._blobs),
+            primary=await body_bytes(x.primary.body, self._blobs),
+            candidate=await body_bytes(x.candidate.body, self._blobs) if x.candidate else b"",
+            secondary=await body_bytes(x.secondary.body, self._blobs) if x.secondary else b"",
+        )
+
+    def _store(self, items: list[ScoredPair], skipped: list[Exchange]) -> None:
+        save_scored(self._engine, items)
+        counts: collections.Counter[tuple[str, str, int]] = collections.Counter(
+            (x.tenant, x.route, int(x.captured_at // 3600)) for x in skipped
+        )
+        for (tenant, route, hour), n in counts.items():
+            count_unscored(self._engine, tenant, route, _hour(hour), n)
+
+
+def _hour(bucket: int) -> datetime:
+    return datetime.fromtimestamp(bucket * 3600, tz=UTC)
+
+
+def embedder_for(settings: Settings) -> Callable[[], Embedder]:
+    def load() -> Embedder:
+        return Embedder(
+            settings.embedding_model,
+            device=settings.embedding_device,
+            precision=settings.embedding_precision,
+        )
+
+    return load
+
+
+def run(settings: Settings, *, burst: bool = False) -> int:
+    """Blocking entry of `shadowgate worker`."""
+    from shadowgate.runtime import new_event_loop
+    from store.db import init_db, make_engine
+
+    engine = make_engine(settings.database_url)
+    init_db(engine)
+
+    async def main() -> WorkerStats:
+        assert settings.redis_url is not None
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        redis = redis_client(settings.redis_url)
+        try:
+            worker = ScoringWorker(redis, settings, engine, embedder_for(settings))
+            log.info(
+                "worker %s: %s -> %s", worker.consumer, Streams(settings.stream_prefix).pairs, engine.url
+            )
+            return await worker.run(stop, burst=burst)
+        finally:
+            await redis.aclose()
+
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(main())
+    engine.dispose()
+    return 0
+
+
+def check_main(settings: Settings) -> int:
+    async def main() -> bool:
+        assert settings.redis_url is not None
+        redis = redis_client(settings.redis_url)
+        try:
+            return await any_heartbeat(redis, f"{settings.stream_prefix}:heartbeat:worker:*")
+        except (RedisError, OSError):
+            return False
+        finally:
+            await redis.aclose()
+
+    return 0 if asyncio.run(main()) else 1

@@ -1,0 +1,229 @@
+"""Tap -> dispatch -> worker -> store, on real Redis with SQLite and with PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+
+import openai
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy import Engine, func, select
+
+from comparators.embedder import Embedder
+from comparators.worker import ScoringWorker
+from mirror.dispatch import Dispatcher, candidate_session
+from mirror.exchange import Body, Exchange, RequestSide, ResponseSide, encode_entry
+from mirror.streams import Streams
+from shadowgate.settings import Dispatch, Settings, Worker
+from simulator.profile import Drift, Latency, SimulatorProfile, TenantProfile
+from simulator.server import build_app as build_simulator
+from simulator.text import soap_note
+from store.models import PairRow, ScoreRow
+from store.queries import route_summary
+from tests.conftest import TEST_REDIS_URL
+from tests.integration.tapkit import running_tap, serving
+
+FAST = Latency(median_ms=2, p95_ms=5, chunk_ms=1)
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Embedder:
+    return Embedder(precision="fp32")
+
+
+@pytest.fixture
+async def sims() -> AsyncIterator[tuple[str, str]]:
+    primary = SimulatorProfile(role="primary", seed=3, default=TenantProfile(latency=FAST))
+    candidate = SimulatorProfile(
+        role="candidate",
+        seed=3,
+        default=TenantProfile(latency=FAST),
+        tenants={
+            # Every number changed and every negation flipped: the clinical scorer must see it all.
+            "klinik-drift": TenantProfile(
+                latency=FAST, drift={"chat": Drift(numbers=1.0, negation=1.0), "audio": Drift(drop_words=0.3)}
+            )
+        },
+    )
+    async with serving(build_simulator(primary)) as p, serving(build_simulator(candidate)) as c:
+        yield p, c
+
+
+def db_url(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+async def test_tap_dispatch_worker_store(
+    sims: tuple[str, str], store_engine: Engine, embedder: Embedder, redis: Redis, stream_prefix: str
+) -> None:
+    primary, candidate = sims
+    settings = Settings(
+        primary_url=primary,  # type: ignore[arg-type]
+        candidate_url=candidate,  # type: ignore[arg-type]
+        redis_url=TEST_REDIS_URL,
+        stream_prefix=stream_prefix,
+        db_url=db_url(store_engine),
+    )
+    async with running_tap(settings) as (tap, state):
+        for tenant in ("klinik-same", "klinik-drift"):
+            client = openai.AsyncOpenAI(
+                base_url=f"{tap}/v1", api_key="sk-x", max_retries=0, default_headers={"X-Tenant-ID": tenant}
+            )
+            for i in range(3):
+                prompt = f"Write a SOAP note: fever {38 + i / 10:.1f} C for {i + 2} days, no cough."
+                await client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}]
+                )
+            await client.audio.transcriptions.create(
+                model="whisper-1", file=("a.wav", random.Random(1).randbytes(50_000), "audio/wav")
+            )
+            await client.embeddings.create(
+                model="e",
+                input=["demam dan batuk", "demam dan selsema", "sakit kepala dan demam", "batuk kering"],
+            )
+            await client.close()
+        assert state.capture is not None
+        deadline = time.monotonic() + 5
+        while state.capture.captured < 10 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
+    async with candidate_session(settings) as session:
+        await Dispatcher(redis, settings, session).run(asyncio.Event(), burst=True)
+    worker = ScoringWorker(redis, settings, store_engine, embedder)
+    stats = await asyncio.wait_for(worker.run(asyncio.Event(), burst=True), 120)
+    assert stats.scored == 10
+
+    rows = {r.tenant: r for r in route_summary(store_engine, route="chat")}
+    same, drift = rows["klinik-same"], rows["klinik-drift"]
+    assert same.pairs == drift.pairs == 3
+    assert same.means["semantic_similarity"] == pytest.approx(1.0, abs=1e-4)
+    assert same.means["rouge_l_f1"] == pytest.approx(1.0)
+    assert same.means["fact_mismatches"] == 0
+    assert drift.means["fact_mismatches"] >= 1
+    assert drift.means["clinical_ok"] == 0
+    # ...while the embedding still calls the drifted notes very similar: why both are kept.
+    assert drift.means["semantic_similarity"] > 0.85
+
+    audio = {r.tenant: r for r in route_summary(store_engine, route="audio")}
+    assert audio["klinik-same"].means["wer"] == 0
+    assert audio["klinik-drift"].means["wer"] > 0.1
+    embed = {r.tenant: r for r in route_summary(store_engine, route="embed")}
+    # Different models on the two sides (text-embedding-3-small vs bge-m3): agreement is judged by the
+    # model-agnostic rank correlation of the within-request similarities, not by raw cosines.
+    assert embed["klinik-same"].means["embed_cosine_mean"] is None
+    assert embed["klinik-same"].means["embed_rank_correlation"] == pytest.approx(1.0, abs=1e-6)
+
+
+def synthetic_pair(i: int) -> Exchange:
+    rng = random.Random(i)
+    note = soap_note(rng, "en")
+    other = note.replace("500 mg", "50 mg")
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "SOAP please"}]})
+
+    def side(role: str, text: str) -> ResponseSide:
+        payload = json.dumps(
+            {
+                "model": role,
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                ],
+                "usage": {"prompt_tokens": 10, "completion_tokens": len(text.split()), "total_tokens": 0},
+            }
+        ).encode()
+        return ResponseSide(
+            role=role,  # type: ignore[arg-type]
+            status=200,
+            headers=[("Content-Type", "application/json")],
+            body=Body(len(payload), payload),
+            started_at=time.time(),
+            headers_ms=100.0,
+            ttfb_ms=100.0,
+            total_ms=400.0 + i,
+        )
+
+    return Exchange(
+        id=f"pair-{i}",
+        tenant=f"klinik-{i % 3}",
+        route="chat",
+        route_prefix="/v1/chat/completions",
+        captured_at=time.time(),
+        request=RequestSide(
+            method="POST",
+            path="/v1/chat/completions",
+            query="",
+            headers=[],
+            body=Body(len(body), body.encode()),
+        ),
+        primary=side("primary", note),
+        candidate=side("candidate", other),
+        paired_at=time.time(),
+    )
+
+
+async def test_killed_worker_leaves_every_pair_scored_exactly_once(
+    store_engine: Engine, embedder: Embedder, redis: Redis, stream_prefix: str
+) -> None:
+    n = 120
+    pairs = Streams(stream_prefix).pairs
+    for i in range(n):
+        await redis.xadd(pairs, encode_entry(synthetic_pair(i)))  # type: ignore[arg-type]
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SHADOWGATE_")},
+        "SHADOWGATE_REDIS_URL": TEST_REDIS_URL,
+        "SHADOWGATE_STREAM_PREFIX": stream_prefix,
+        "SHADOWGATE_DB_URL": db_url(store_engine),
+        "SHADOWGATE_WORKER__BATCH": "8",
+        "SHADOWGATE_EMBEDDING_PRECISION": "fp32",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shadowgate.cli", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def stored() -> int:
+        with store_engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(PairRow)).scalar_one())
+
+    try:
+        deadline = time.monotonic() + 90
+        while stored() < 16 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    first = stored()
+    assert 16 <= first < n, "the kill should land mid-run"
+
+    settings = Settings(
+        redis_url=TEST_REDIS_URL,
+        stream_prefix=stream_prefix,
+        db_url=db_url(store_engine),
+        worker=Worker(batch=16, reclaim_idle_s=0.3),
+        dispatch=Dispatch(),
+    )
+    await asyncio.wait_for(
+        ScoringWorker(redis, settings, store_engine, embedder).run(asyncio.Event(), burst=True), 120
+    )
+    with store_engine.connect() as conn:
+        keys = conn.execute(select(PairRow.key)).scalars().all()
+        score_rows = conn.execute(select(func.count()).select_from(ScoreRow)).scalar_one()
+        ids = conn.execute(select(PairRow.exchange_id)).scalars().all()
+    assert len(keys) == n
+    assert sorted(ids) == sorted(f"pair-{i}" for i in range(n))
+    assert score_rows == n  # one candidate comparison per pair, none twice
+    assert (await redis.xpending(pairs, "compare"))["pending"] == 0
+    summary = route_summary(store_engine, route="chat")
+    assert sum(r.pairs for r in summary) == n
