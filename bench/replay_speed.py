@@ -177,7 +177,6 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"--until {rec['until']}`. Wall time is the `shadowgate replay` process from start to exit "
         "(interpreter start and the counting pass included); 'replay s' is the JSON summary's `seconds`.",
         "",
-        "",
         "Exact replay commands (the candidate's port is picked at run time):",
         "",
         "```sh",

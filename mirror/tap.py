@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -155,7 +156,7 @@ def _capture_summary(writer: CaptureWriter | None) -> str:
 async def _healthz(request: web.Request) -> web.Response:
     state = request.app[STATE]
     capture = state.capture
-    body: dict[str, object] = {"status": "ok", "requests": state.requests}
+    body: dict[str, object] = {"status": "ok", "pid": os.getpid(), "requests": state.requests}
     if capture is not None:
         body["capture"] = {
             "queue": capture.depth,

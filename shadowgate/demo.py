@@ -11,11 +11,14 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 from redis.asyncio import Redis
+from sqlalchemy.engine import Engine
 
+from comparators.worker import ScoringWorker, embedder_for
 from mirror.dispatch import Dispatcher, candidate_session
 from mirror.exchange import Exchange, MalformedEntry, decode_entry
 from mirror.serve import runner_for
@@ -27,6 +30,8 @@ from shadowgate.settings import Settings, Tenant
 from shadowgate.traffic import DEMO_TENANTS, Traffic, TrafficReport
 from simulator.profile import demo_profiles
 from simulator.server import build_app as build_simulator
+from store.db import init_db, make_engine
+from store.queries import RouteStats, route_summary
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,14 @@ def run(settings: Settings, *, seconds: float, concurrency: int, as_json: bool) 
         settings = settings.model_copy(update={"redis_url": server.url})
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
-            summary = runner.run(_demo(settings, seconds=seconds, concurrency=concurrency, quiet=as_json))
+            engine = make_engine(settings.database_url)
+            init_db(engine)
+            try:
+                summary = runner.run(
+                    _demo(settings, engine, seconds=seconds, concurrency=concurrency, quiet=as_json)
+                )
+            finally:
+                engine.dispose()
     finally:
         if server is not None:
             server.stop()
@@ -83,7 +95,9 @@ def _say(quiet: bool, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
 
-async def _demo(settings: Settings, *, seconds: float, concurrency: int, quiet: bool) -> dict[str, Any]:
+async def _demo(
+    settings: Settings, engine: Engine, *, seconds: float, concurrency: int, quiet: bool
+) -> dict[str, Any]:
     assert settings.redis_url is not None
     profiles = demo_profiles(seed=7)
     tenants = tuple(Tenant(id=t, name=t.replace("-", " ").title()) for t in DEMO_TENANTS)
@@ -128,6 +142,9 @@ async def _demo(settings: Settings, *, seconds: float, concurrency: int, quiet: 
             await Dispatcher(redis, demo, session, consumer=dispatcher.consumer).run(
                 asyncio.Event(), burst=True
             )
+    _say(quiet, f"scoring the pairs into {engine.url.render_as_string()} ...")
+    worker = ScoringWorker(redis, demo, engine, embedder_for(demo))
+    scoring = await worker.run(asyncio.Event(), burst=True)
     dropped = dict(state.capture.dropped) if state.capture else {}
     try:
         captures = await _since(redis, streams.captures, started_ms)
@@ -135,6 +152,8 @@ async def _demo(settings: Settings, *, seconds: float, concurrency: int, quiet: 
     finally:
         await redis.aclose()
     rows = _summarise(captures, [p for p in pairs if p.replay is None])
+    since = datetime.fromtimestamp(started_ms / 1000, tz=UTC)
+    scores = {(r.tenant, r.route): r for r in route_summary(engine, since=since)}
     return {
         "seconds": seconds,
         "redis_url": settings.redis_url,
@@ -145,8 +164,23 @@ async def _demo(settings: Settings, *, seconds: float, concurrency: int, quiet: 
         "captured": len(captures),
         "paired": len(pairs),
         "dropped": dropped,
-        "by_tenant_route": [row.__dict__ for row in rows],
+        "scored": scoring.scored,
+        "database": engine.url.render_as_string(),
+        "by_tenant_route": [row.__dict__ | _scores(scores.get((row.tenant, row.route))) for row in rows],
     }
+
+
+SHOWN = ("semantic_similarity", "rouge_l_f1", "wer", "fact_mismatches", "negation_flips", "clinical_ok")
+
+
+def _scores(stats: RouteStats | None) -> dict[str, Any]:
+    """The means the table shows (None where the route has no such metric)."""
+    means = stats.means if stats is not None else {}
+    return {"scored": stats.scored if stats else 0, **{m: _round(means.get(m)) for m in SHOWN}}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 def _progress_line(report: TrafficReport, state: TapState, dispatcher: Dispatcher) -> str:
@@ -218,33 +252,34 @@ def _summarise(captures: list[Exchange], pairs: list[Exchange]) -> list[RouteSum
 
 
 def _table(summary: dict[str, Any]) -> str:
-    def ms(value: float | None) -> str:
-        return "" if value is None else f"{value:.0f}"
+    def num(value: float | None, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
 
     head = (
-        f"{'tenant':<18} {'route':<7} {'capt':>5} {'pair':>5} "
-        f"{'primary p50/p95 ms':>19} {'candidate p50/p95 ms':>21} {'ttfb p/c':>11} {'err p/c':>8}"
+        f"{'tenant':<17} {'route':<6} {'pairs':>5} {'p50 ms prim/cand':>17} {'cand err':>8} "
+        f"{'similar':>7} {'rougeL':>6} {'WER':>5} {'dose≠':>5} {'neg≠':>5} {'clin ok':>7}"
     )
     lines = [head, "-" * len(head)]
     for r in summary["by_tenant_route"]:
-        primary = f"{ms(r['primary_p50_ms'])}/{ms(r['primary_p95_ms'])}"
-        candidate = (
-            f"{ms(r['candidate_p50_ms'])}/{ms(r['candidate_p95_ms'])}" if r["candidate_p50_ms"] else "-"
-        )
-        ttfb = f"{ms(r['ttfb_p50_ms'])}/{ms(r['candidate_ttfb_p50_ms'])}" if r["ttfb_p50_ms"] else ""
+        latency = f"{num(r['primary_p50_ms'], '.0f')}/{num(r['candidate_p50_ms'], '.0f')}"
         lines.append(
-            f"{r['tenant']:<18} {r['route']:<7} {r['captured']:>5} {r['paired']:>5} {primary:>19} "
-            f"{candidate:>21} {ttfb:>11} {r['primary_errors']:>3}/{r['candidate_errors']:<4}"
+            f"{r['tenant']:<17} {r['route']:<6} {r['paired']:>5} {latency:>17} {r['candidate_errors']:>8} "
+            f"{num(r['semantic_similarity'], '.3f'):>7} {num(r['rouge_l_f1'], '.2f'):>6} "
+            f"{num(r['wer'], '.2f'):>5} {num(r['fact_mismatches'], '.2f'):>5} "
+            f"{num(r['negation_flips'], '.2f'):>5} {num(r['clinical_ok'], '.0%'):>7}"
         )
     dropped = ", ".join(f"{k} {v}" for k, v in summary["dropped"].items()) or "none"
     errors = ", ".join(f"{k} {v}" for k, v in summary["client_errors"].items()) or "none"
     lines += [
         "",
+        "similar: mean semantic similarity; dose≠ / neg≠: mean changed numbers with units / flipped",
+        "negations per answer; clin ok: share of answers with neither. WER is disagreement, not accuracy.",
+        "",
         f"{summary['requests']} requests through the tap; {summary['captured']} captured, "
-        f"{summary['paired']} paired with the candidate's answers; capture drops: {dropped}; "
-        f"errors the clients saw (the primary's own): {errors}.",
+        f"{summary['paired']} paired with the candidate's answers, {summary['scored']} scored; capture "
+        f"drops: {dropped}; errors the clients saw (the primary's own): {errors}.",
         f"Streams {summary['streams']['captures']} and {summary['streams']['pairs']} at "
-        f"{summary['redis_url']}; the data stays in {summary['data_dir']}/.",
-        "Scores and verdicts per tenant come with the comparator and gate stages.",
+        f"{summary['redis_url']}; scores in {summary['database']}; data kept in {summary['data_dir']}/.",
+        "Per-tenant verdicts come with the gate.",
     ]
     return "\n".join(lines)

@@ -12,12 +12,12 @@ from pathlib import Path
 def test_demo_captures_every_request_and_cleans_up(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWGATE_")}
     done = subprocess.run(
-        [sys.executable, "-m", "shadowgate.cli", "demo", "--seconds", "6", "--json"],
+        [sys.executable, "-m", "shadowgate.cli", "demo", "--seconds", "10", "--json"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
         text=True,
-        timeout=90,
+        timeout=180,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
@@ -35,6 +35,13 @@ def test_demo_captures_every_request_and_cleans_up(tmp_path: Path) -> None:
     for row in summary["by_tenant_route"]:
         assert 0 < row["primary_p50_ms"] <= row["primary_p95_ms"]
         assert row["paired"] == row["captured"]
+    # Every pair was scored into the store, and the planted situations show in the scores.
+    assert summary["scored"] == summary["paired"]
+    chat = {r["tenant"]: r for r in summary["by_tenant_route"] if r["route"] == "chat"}
+    assert chat["klinik-sejahtera"]["fact_mismatches"] == 0
+    assert chat["klinik-sejahtera"]["clinical_ok"] == 1
+    assert chat["klinik-mutiara"]["fact_mismatches"] > 0
+    assert chat["klinik-mutiara"]["clinical_ok"] < 1
     # The planted latency regression shows: klinik-bayu's candidate is slower than its primary.
     bayu = next(
         r for r in summary["by_tenant_route"] if r["tenant"] == "klinik-bayu" and r["route"] == "chat"

@@ -27,7 +27,7 @@ from simulator.profile import Drift, Latency, SimulatorProfile, TenantProfile
 from simulator.server import build_app as build_simulator
 from simulator.text import soap_note
 from store.models import PairRow, ScoreRow
-from store.queries import route_summary
+from store.queries import route_summary, unscored_counts
 from tests.conftest import TEST_REDIS_URL
 from tests.integration.tapkit import running_tap, serving
 
@@ -227,3 +227,45 @@ async def test_killed_worker_leaves_every_pair_scored_exactly_once(
     assert (await redis.xpending(pairs, "compare"))["pending"] == 0
     summary = route_summary(store_engine, route="chat")
     assert sum(r.pairs for r in summary) == n
+
+
+async def test_a_worker_behind_samples_and_counts_what_it_left(
+    store_engine: Engine, embedder: Embedder, redis: Redis, stream_prefix: str
+) -> None:
+    n = 60
+    pairs = Streams(stream_prefix).pairs
+    for i in range(n):
+        await redis.xadd(pairs, encode_entry(synthetic_pair(i)))  # type: ignore[arg-type]
+    settings = Settings(
+        redis_url=TEST_REDIS_URL,
+        stream_prefix=stream_prefix,
+        db_url=db_url(store_engine),
+        worker=Worker(batch=10, max_lag=15, sample_when_behind=0.3),
+    )
+    stats = await asyncio.wait_for(
+        ScoringWorker(redis, settings, store_engine, embedder).run(asyncio.Event(), burst=True), 120
+    )
+    assert stats.unscored > 0
+    assert stats.scored + stats.unscored == n
+    left = sum(c.count for c in unscored_counts(store_engine))
+    assert left == stats.unscored
+    with store_engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(PairRow)).scalar_one() == stats.scored
+    assert (await redis.xpending(pairs, "compare"))["pending"] == 0
+
+
+async def test_poison_pairs_are_dead_lettered(
+    store_engine: Engine, embedder: Embedder, redis: Redis, stream_prefix: str
+) -> None:
+    streams = Streams(stream_prefix)
+    await redis.xadd(streams.pairs, encode_entry(synthetic_pair(1)))  # type: ignore[arg-type]
+    await redis.xadd(streams.pairs, {"v": 1, "id": "poison", "data": b"\x00garbage"})
+    await redis.xadd(streams.pairs, encode_entry(synthetic_pair(2)))  # type: ignore[arg-type]
+    settings = Settings(redis_url=TEST_REDIS_URL, stream_prefix=stream_prefix, db_url=db_url(store_engine))
+    stats = await asyncio.wait_for(
+        ScoringWorker(redis, settings, store_engine, embedder).run(asyncio.Event(), burst=True), 120
+    )
+    assert stats.scored == 2
+    assert stats.dead == 1
+    dead = await redis.xrange(streams.compare_dead_letter)
+    assert [f[b"id"] for _, f in dead] == [b"poison"]

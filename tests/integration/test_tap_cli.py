@@ -25,19 +25,22 @@ async def primary_url() -> AsyncIterator[str]:
         yield url
 
 
-async def wait_ready(url: str, proc: subprocess.Popen[str], timeout: float = 20.0) -> None:
+async def wait_ready(url: str, proc: subprocess.Popen[str], workers: int, timeout: float = 30.0) -> None:
+    """Until every worker has answered a health check (each on a fresh connection)."""
+    seen: set[int] = set()
     deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, proc.communicate()[1][-2000:]
-            try:
-                async with http.get(url + "/_shadowgate/healthz") as r:
-                    if r.status == 200:
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        try:
+            async with aiohttp.ClientSession() as http, http.get(url + "/_shadowgate/healthz") as r:
+                if r.status == 200:
+                    seen.add((await r.json())["pid"])
+                    if len(seen) == workers:
                         return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("tap did not start")
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"only {len(seen)} of {workers} tap workers started")
 
 
 async def test_two_workers_share_the_port_and_sum_their_metrics(
@@ -60,7 +63,7 @@ async def test_two_workers_share_the_port_and_sum_their_metrics(
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        await wait_ready(base, proc)
+        await wait_ready(base, proc, workers=2)
         n = 60
         # Fresh connections each time, so the kernel spreads them over both workers.
         for i in range(n):
