@@ -52,10 +52,14 @@ def prepare(key: str, exchange: Exchange, bodies: Bodies) -> Prepared:
 
 
 def texts_to_embed(prepared: Prepared) -> list[str]:
-    """The texts whose similarity a text route needs (both sides must have answered in words)."""
-    if prepared.exchange.route not in TEXT_ROUTES:
+    """The texts whose similarity a text route needs: both sides answered in words, and differently
+    (identical answers are similar by definition, and common when both models decode greedily)."""
+    primary = prepared.sides["primary"].text
+    if prepared.exchange.route not in TEXT_ROUTES or not primary:
         return []
-    return [s.text for s in prepared.sides.values() if s.text]
+    others = [prepared.sides[role].text for role in prepared.results]
+    differing = [t for t in others if t and t != primary]
+    return [primary, *differing] if differing else []
 
 
 def add_similarity(
@@ -71,9 +75,7 @@ def add_similarity(
             if text not in chunks:
                 chunks[text] = chunk_for_embedding(text, count_tokens, window)
     flat = [c for parts in chunks.values() for c in parts]
-    if not flat:
-        return
-    vectors = encode(flat)
+    vectors = encode(flat) if flat else np.zeros((0, 0), dtype=np.float32)
     by_text: dict[str, NDArray[np.float32]] = {}
     row = 0
     for text, parts in chunks.items():
@@ -85,7 +87,9 @@ def add_similarity(
             continue
         for role, result in prepared.results.items():
             other = prepared.sides[role].text
-            if other:
+            if other == primary:
+                result.metrics["semantic_similarity"] = 1.0
+            elif other:
                 result.metrics["semantic_similarity"] = similarity_from_chunks(
                     by_text[primary], by_text[other]
                 )
