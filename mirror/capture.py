@@ -52,6 +52,7 @@ class CaptureWriter:
         self._queue: asyncio.Queue[Queued] = asyncio.Queue(limits.capture_queue)
         self._closing = False
         self._inflight = 0
+        self._linger_s = limits.capture_linger_ms / 1000
         self.captured = 0
         self.dropped: collections.Counter[str] = collections.Counter()
         metrics.track_queue(self._queue.qsize)
@@ -87,6 +88,10 @@ class CaptureWriter:
         backoff = _BACKOFF_MIN_S
         while True:
             batch = [await self._queue.get()]
+            if self._linger_s and self._queue.qsize() < self._limits.capture_batch:
+                # Let a few more arrive: one pipeline for many entries costs the event loop (which
+                # also serves the users) far less than one per request.
+                await asyncio.sleep(self._linger_s)
             while len(batch) < self._limits.capture_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             self._inflight = len(batch)

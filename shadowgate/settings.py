@@ -98,6 +98,8 @@ class Limits(_Strict):
     # Exchanges waiting for Redis; beyond it new captures are dropped (queue_full).
     capture_queue: int = Field(default=10_000, ge=1)
     capture_batch: int = Field(default=256, ge=1)
+    # How long the capture writer waits for a batch to fill before writing it (never on the request path).
+    capture_linger_ms: float = Field(default=5.0, ge=0, le=1000)
     # Approximate cap on each stream's length (XADD MAXLEN ~).
     stream_maxlen: int = Field(default=1_000_000, ge=1)
 

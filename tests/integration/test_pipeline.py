@@ -269,3 +269,27 @@ async def test_poison_pairs_are_dead_lettered(
     assert stats.dead == 1
     dead = await redis.xrange(streams.compare_dead_letter)
     assert [f[b"id"] for _, f in dead] == [b"poison"]
+
+
+async def test_two_workers_share_the_stream(
+    store_engine: Engine, embedder: Embedder, redis: Redis, stream_prefix: str
+) -> None:
+    n = 48
+    pairs = Streams(stream_prefix).pairs
+    for i in range(n):
+        await redis.xadd(pairs, encode_entry(synthetic_pair(i)))  # type: ignore[arg-type]
+    settings = Settings(
+        redis_url=TEST_REDIS_URL,
+        stream_prefix=stream_prefix,
+        db_url=db_url(store_engine),
+        worker=Worker(batch=4),
+    )
+    one, two = (ScoringWorker(redis, settings, store_engine, embedder) for _ in range(2))
+    first, second = await asyncio.wait_for(
+        asyncio.gather(one.run(asyncio.Event(), burst=True), two.run(asyncio.Event(), burst=True)), 120
+    )
+    assert first.scored > 0
+    assert second.scored > 0
+    assert first.scored + second.scored == n
+    with store_engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(PairRow)).scalar_one() == n
