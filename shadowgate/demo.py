@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import statistics
 import sys
 import time
@@ -51,7 +52,9 @@ class RouteSummary:
 
 
 def run(settings: Settings, *, seconds: float, concurrency: int, as_json: bool) -> int:
-    """Blocking entry of the command; everything it starts is stopped before it returns."""
+    """Blocking entry of the command; everything it starts is stopped before it returns, also on
+    Ctrl-C and SIGTERM (which is turned into the same interruption)."""
+    signal.signal(signal.SIGTERM, _interrupt)
     server: EmbeddedRedis | None = None
     if settings.redis_url is None:
         server = EmbeddedRedis(settings.data_dir)
@@ -75,6 +78,10 @@ def run(settings: Settings, *, seconds: float, concurrency: int, as_json: bool) 
     else:
         print(_table(summary))
     return 0
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @asynccontextmanager

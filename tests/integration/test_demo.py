@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 
@@ -51,3 +53,34 @@ def test_demo_captures_every_request_and_cleans_up(tmp_path: Path) -> None:
     state = tmp_path / ".shadowgate" / "redis"
     assert (state / "appendonlydir").is_dir()
     assert not (state / "server.json").exists()
+
+
+def test_ctrl_c_stops_everything_the_demo_started(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWGATE_")}
+    log = tmp_path / "demo.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shadowgate.cli", "demo", "--seconds", "60"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            # A shell's background job ignores SIGINT; a terminal's foreground job does not.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "driving" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1)  # let traffic and dispatch get going
+        state = json.loads((tmp_path / ".shadowgate" / "redis" / "server.json").read_text())
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, log.read_text()[-2000:]
+    assert not (tmp_path / ".shadowgate" / "redis" / "server.json").exists()
+    stat = Path(f"/proc/{state['pid']}/stat")
+    assert not stat.exists() or stat.read_text().split(") ")[1].startswith(("Z", "X"))
