@@ -293,3 +293,48 @@ async def test_two_workers_share_the_stream(
     assert first.scored + second.scored == n
     with store_engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(PairRow)).scalar_one() == n
+
+
+async def test_sigterm_lets_the_worker_finish_its_batch(
+    store_engine: Engine, redis: Redis, stream_prefix: str
+) -> None:
+    n = 200
+    pairs = Streams(stream_prefix).pairs
+    for i in range(n):
+        await redis.xadd(pairs, encode_entry(synthetic_pair(i)))  # type: ignore[arg-type]
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SHADOWGATE_")},
+        "SHADOWGATE_REDIS_URL": TEST_REDIS_URL,
+        "SHADOWGATE_STREAM_PREFIX": stream_prefix,
+        "SHADOWGATE_DB_URL": db_url(store_engine),
+        "SHADOWGATE_WORKER__BATCH": "8",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shadowgate.cli", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+    def stored() -> int:
+        with store_engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(PairRow)).scalar_one())
+
+    try:
+        deadline = time.monotonic() + 90
+        while stored() < 8 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.to_thread(proc.communicate, timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err[-2000:]
+    done = stored()
+    assert 8 <= done < n
+    # What it stored it acknowledged, and nothing it acknowledged is missing from the store.
+    info = await redis.xinfo_groups(pairs)
+    group = next(g for g in info if g["name"] in ("compare", b"compare"))
+    assert group["pending"] == 0
+    assert group["entries-read"] == done
