@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import signal
 import time
@@ -49,9 +50,7 @@ class WorkerStats:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k != "by_route"}
-        out["by_route"] = dict(self.by_route)
-        return out
+        return dataclasses.asdict(self)
 
 
 class ScoringWorker:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import signal
 import time
@@ -57,9 +58,7 @@ class DispatchStats:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k != "candidate_errors"}
-        out["candidate_errors"] = dict(self.candidate_errors)
-        return out
+        return dataclasses.asdict(self)
 
 
 def call_limits(settings: Settings) -> CallLimits:

@@ -66,6 +66,18 @@ async def world(redis: Redis, stream_prefix: str, tmp_path: Path) -> AsyncIterat
         yield World(primary, candidate, candidate_app[LOG], stream_prefix, redis)
 
 
+def cli_env(world: World, **extra: str) -> dict[str, str]:
+    """The environment of a `shadowgate dispatch` process on this test's stream and candidate."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SHADOWGATE_")},
+        "SHADOWGATE_REDIS_URL": TEST_REDIS_URL,
+        "SHADOWGATE_STREAM_PREFIX": world.prefix,
+        "SHADOWGATE_CANDIDATE_URL": world.candidate,
+        "SHADOWGATE_ROUTES": '[{"prefix": "/echo", "kind": "chat"}]',
+        **extra,
+    }
+
+
 async def through_tap(settings: Settings, paths: list[str], body: bytes = b'{"q": "demam 38.5"}') -> None:
     async with running_tap(settings) as (tap, state), aiohttp.ClientSession() as http:
         for path in paths:
@@ -272,14 +284,7 @@ async def test_killed_dispatcher_loses_nothing_and_pairs_nothing_twice(world: Wo
     n = 30
     settings = world.settings(candidate_timeout_s=5)
     await through_tap(settings, [f"/echo/slow?s=0.3&n={i}" for i in range(n)])
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("SHADOWGATE_")},
-        "SHADOWGATE_REDIS_URL": TEST_REDIS_URL,
-        "SHADOWGATE_STREAM_PREFIX": world.prefix,
-        "SHADOWGATE_CANDIDATE_URL": world.candidate,
-        "SHADOWGATE_ROUTES": '[{"prefix": "/echo", "kind": "chat"}]',
-        "SHADOWGATE_DISPATCH__CONCURRENCY": "4",
-    }
+    env = cli_env(world, SHADOWGATE_DISPATCH__CONCURRENCY="4")
     proc = subprocess.Popen(
         [sys.executable, "-m", "shadowgate.cli", "dispatch"],
         env=env,
@@ -355,14 +360,7 @@ async def test_slow_or_dead_candidate_never_touches_the_users_answers(world: Wor
 async def test_sigterm_drains_in_flight_calls(world: World) -> None:
     settings = world.settings(candidate_timeout_s=5)
     await through_tap(settings, [f"/echo/slow?s=1&n={i}" for i in range(4)])
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("SHADOWGATE_")},
-        "SHADOWGATE_REDIS_URL": TEST_REDIS_URL,
-        "SHADOWGATE_STREAM_PREFIX": world.prefix,
-        "SHADOWGATE_CANDIDATE_URL": world.candidate,
-        "SHADOWGATE_ROUTES": '[{"prefix": "/echo", "kind": "chat"}]',
-        "SHADOWGATE_SHUTDOWN_GRACE_S": "5",
-    }
+    env = cli_env(world, SHADOWGATE_SHUTDOWN_GRACE_S="5")
     proc = subprocess.Popen(
         [sys.executable, "-m", "shadowgate.cli", "dispatch"],
         env=env,

@@ -61,6 +61,27 @@ def db_url(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=False)
 
 
+def worker_env(engine: Engine, prefix: str, **extra: str) -> dict[str, str]:
+    """The environment of a `shadowgate worker` process on this test's stream and store."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SHADOWGATE_")},
+        "SHADOWGATE_REDIS_URL": TEST_REDIS_URL,
+        "SHADOWGATE_STREAM_PREFIX": prefix,
+        "SHADOWGATE_DB_URL": db_url(engine),
+        **extra,
+    }
+
+
+def stored(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(PairRow)).scalar_one())
+
+
+async def seed_pairs(redis: Redis, prefix: str, n: int) -> None:
+    for i in range(n):
+        await redis.xadd(Streams(prefix).pairs, encode_entry(synthetic_pair(i)))  # type: ignore[arg-type]
+
+
 async def test_tap_dispatch_worker_store(
     sims: tuple[str, str], store_engine: Engine, embedder: Embedder, redis: Redis, stream_prefix: str
 ) -> None:
@@ -173,16 +194,10 @@ async def test_killed_worker_leaves_every_pair_scored_exactly_once(
 ) -> None:
     n = 120
     pairs = Streams(stream_prefix).pairs
-    for i in range(n):
-        await redis.xadd(pairs, encode_entry(synthetic_pair(i)))  # type: ignore[arg-type]
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("SHADOWGATE_")},
-        "SHADOWGATE_REDIS_URL": TEST_REDIS_URL,
-        "SHADOWGATE_STREAM_PREFIX": stream_prefix,
-        "SHADOWGATE_DB_URL": db_url(store_engine),
-        "SHADOWGATE_WORKER__BATCH": "8",
-        "SHADOWGATE_EMBEDDING_PRECISION": "fp32",
-    }
+    await seed_pairs(redis, stream_prefix, n)
+    env = worker_env(
+        store_engine, stream_prefix, SHADOWGATE_WORKER__BATCH="8", SHADOWGATE_EMBEDDING_PRECISION="fp32"
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "shadowgate.cli", "worker"],
         env=env,
@@ -190,13 +205,9 @@ async def test_killed_worker_leaves_every_pair_scored_exactly_once(
         stderr=subprocess.DEVNULL,
     )
 
-    def stored() -> int:
-        with store_engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(PairRow)).scalar_one())
-
     try:
         deadline = time.monotonic() + 90
-        while stored() < 16 and time.monotonic() < deadline:
+        while stored(store_engine) < 16 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
@@ -204,7 +215,7 @@ async def test_killed_worker_leaves_every_pair_scored_exactly_once(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    first = stored()
+    first = stored(store_engine)
     assert 16 <= first < n, "the kill should land mid-run"
 
     settings = Settings(
@@ -234,8 +245,7 @@ async def test_a_worker_behind_samples_and_counts_what_it_left(
 ) -> None:
     n = 60
     pairs = Streams(stream_prefix).pairs
-    for i in range(n):
-        await redis.xadd(pairs, encode_entry(synthetic_pair(i)))  # type: ignore[arg-type]
+    await seed_pairs(redis, stream_prefix, n)
     settings = Settings(
         redis_url=TEST_REDIS_URL,
         stream_prefix=stream_prefix,
@@ -275,9 +285,7 @@ async def test_two_workers_share_the_stream(
     store_engine: Engine, embedder: Embedder, redis: Redis, stream_prefix: str
 ) -> None:
     n = 48
-    pairs = Streams(stream_prefix).pairs
-    for i in range(n):
-        await redis.xadd(pairs, encode_entry(synthetic_pair(i)))  # type: ignore[arg-type]
+    await seed_pairs(redis, stream_prefix, n)
     settings = Settings(
         redis_url=TEST_REDIS_URL,
         stream_prefix=stream_prefix,
@@ -300,15 +308,8 @@ async def test_sigterm_lets_the_worker_finish_its_batch(
 ) -> None:
     n = 200
     pairs = Streams(stream_prefix).pairs
-    for i in range(n):
-        await redis.xadd(pairs, encode_entry(synthetic_pair(i)))  # type: ignore[arg-type]
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("SHADOWGATE_")},
-        "SHADOWGATE_REDIS_URL": TEST_REDIS_URL,
-        "SHADOWGATE_STREAM_PREFIX": stream_prefix,
-        "SHADOWGATE_DB_URL": db_url(store_engine),
-        "SHADOWGATE_WORKER__BATCH": "8",
-    }
+    await seed_pairs(redis, stream_prefix, n)
+    env = worker_env(store_engine, stream_prefix, SHADOWGATE_WORKER__BATCH="8")
     proc = subprocess.Popen(
         [sys.executable, "-m", "shadowgate.cli", "worker"],
         env=env,
@@ -316,13 +317,9 @@ async def test_sigterm_lets_the_worker_finish_its_batch(
         stderr=subprocess.PIPE,
     )
 
-    def stored() -> int:
-        with store_engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(PairRow)).scalar_one())
-
     try:
         deadline = time.monotonic() + 90
-        while stored() < 8 and time.monotonic() < deadline:
+        while stored(store_engine) < 8 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         _, err = await asyncio.to_thread(proc.communicate, timeout=60)
@@ -331,7 +328,7 @@ async def test_sigterm_lets_the_worker_finish_its_batch(
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, err[-2000:]
-    done = stored()
+    done = stored(store_engine)
     assert 8 <= done < n
     # What it stored it acknowledged, and nothing it acknowledged is missing from the store.
     info = await redis.xinfo_groups(pairs)
