@@ -45,6 +45,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def init_db(engine: Engine) -> None:
     """Create the tables that are missing. Changes to existing tables will need migrations (later)."""
+    # Every table module registers with SQLModel's metadata when imported.
+    import store.audit
+    import store.models
+    import store.verdicts  # noqa: F401
+
     SQLModel.metadata.create_all(engine)
 
 
