@@ -77,6 +77,24 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--until", help="end of the window, as --since")
     exp.add_argument("--replay", help="a replay run id instead of live traffic ('*': all runs)")
 
+    gat = sub.add_parser("gate", help="judge every tenant x route: GO, HOLD, NO-GO or INSUFFICIENT DATA")
+    gat.add_argument("--tenant", help="only this tenant")
+    gat.add_argument("--route", help="only this route kind")
+    gat.add_argument("--policy", type=Path, help="policy TOML (default: the migration plan's limits)")
+    gat.add_argument("--json", action="store_true", help="verdicts as JSON")
+
+    adm = sub.add_parser("admin", help="serve the verdicts over HTTP (needs SHADOWGATE_ADMIN_TOKEN)")
+    adm.add_argument("--host", default="127.0.0.1")
+    adm.add_argument("--port", type=int, default=8090)
+    adm.add_argument("--policy", type=Path, help="policy TOML (default: the migration plan's limits)")
+
+    aud = sub.add_parser("audit", help="the hash-chained audit log")
+    aud_sub = aud.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    aud_sub.add_parser("verify", help="exit 0 on an intact chain, 1 naming the first bad entry")
+    aud_exp = aud_sub.add_parser("export", help="write every entry with its hashes, for an auditor")
+    aud_exp.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    aud_exp.add_argument("--output", type=Path, help="file to write (default: standard output)")
+
     demo = sub.add_parser("demo", help="the whole thing on embedded defaults, with synthetic traffic")
     demo.add_argument("--seconds", type=float, default=20.0, help="how long to drive traffic")
     demo.add_argument("--concurrency", type=int, default=8)
@@ -183,6 +201,28 @@ def _dispatch(args: argparse.Namespace) -> int:
             since=args.since,
             until=args.until,
             replay=args.replay,
+        )
+
+    if args.command == "gate":
+        from gate.run import run as run_gate
+
+        return run_gate(
+            settings, policy_path=args.policy, tenant=args.tenant, route=args.route, as_json=args.json
+        )
+
+    if args.command == "admin":
+        from gate.http import run as run_admin
+
+        return run_admin(settings, host=args.host, port=args.port, policy_path=args.policy)
+
+    if args.command == "audit":
+        from store.audit_cli import run as run_audit
+
+        return run_audit(
+            settings,
+            args.audit_command,
+            fmt=getattr(args, "format", "jsonl"),
+            output=getattr(args, "output", None),
         )
 
     if args.command == "demo":

@@ -151,6 +151,8 @@ class Settings(BaseSettings):
     primary_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:4000")
     candidate_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8000")
     candidate_api_key: SecretStr | None = None
+    # Bearer token of the admin API (`shadowgate admin`): verdicts for the dashboard and the gateway.
+    admin_token: SecretStr | None = None
     # Unset: start the embedded Redis-compatible server. Set: redis://, rediss:// or unix://.
     redis_url: str | None = None
     # Unset: a SQLite file in data_dir.

@@ -1,0 +1,431 @@
+"""The gate's judge: one tenant x route's samples and policy in, a verdict with its evidence out (pure).
+
+Each metric the route judges gets a statistic, a two-sided confidence interval and a status:
+PASS when the whole interval is on the good side of the policy's limit, FAIL when the whole interval is on
+the bad side, MARGINAL when the interval straddles the limit, NO_DATA when there are no values (a metric the
+policy marks `required` FAILs instead once more than `max_missing_rate` of the answered pairs lack it).
+Rates (errors, fact mismatches, rerank top-1 agreement) use Wilson intervals; the p95 latency uses the exact
+order-statistic interval (valid with few pairs, where a bootstrap is not); means use a seeded percentile
+bootstrap, so the same samples always give the same verdict. Latency is also compared per request
+(candidate - primary) where both sides answered: median delta, its bootstrap interval and a rank-biserial
+effect size are in the latency reason.
+
+Verdict: fewer than `min_pairs` pairs -> INSUFFICIENT_DATA; any FAIL -> NO_GO (a critical metric's failure is
+named first, Kayenta-style: it cannot be outweighed); any MARGINAL -> HOLD, a person decides; too many
+unscored pairs -> HOLD; otherwise GO. Every verdict lists its reasons in plain words and the keys of the
+worst pairs per metric.
+
+Repeated looks. The gate is run again and again while traffic accumulates, and each run is another chance of
+a wrong GO. The k-th look at a tenant x route under one policy version (k = samples.looks + 1) therefore uses
+alpha_k = alpha * 6 / (pi^2 * k^2) for its intervals; since the sum of 6 / (pi^2 * k^2) over all k is 1, the
+union bound keeps the chance of any wrong PASS over all looks, however many, at most alpha (alpha / 2 in
+fact, as a wrong PASS needs the interval's one far end on the wrong side). The price is wider intervals at
+later looks, paid in more pairs before a GO; the look count restarts when the policy version changes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+
+from gate import stats
+from gate.policy import RoutePolicy
+from gate.samples import Samples
+
+Status = Literal["PASS", "FAIL", "MARGINAL", "NO_DATA"]
+VerdictStatus = Literal["GO", "HOLD", "NO_GO", "INSUFFICIENT_DATA"]
+
+_TEXT = ("error_rate", "candidate_p95_ms", "semantic_similarity", "rouge_l_f1", "fact_mismatch_rate")
+# What each route judges; a route not listed judges what "other" does.
+ROUTE_METRICS: dict[str, tuple[str, ...]] = {
+    "audio": ("error_rate", "candidate_p95_ms", "wer", "cer", "fact_mismatch_rate"),
+    "chat": _TEXT,
+    "reason": _TEXT,
+    "vision": _TEXT,
+    "embed": ("error_rate", "candidate_p95_ms", "embed_rank_correlation"),
+    "rerank": ("error_rate", "candidate_p95_ms", "rerank_top1_match"),
+    "other": ("error_rate", "candidate_p95_ms"),
+}
+_SEED = 20270102  # fixed: a verdict is a function of its inputs
+_WORST = 5  # example pairs per metric
+_WORST_MISMATCHES = 20  # every fact mismatch is worth reading, up to this many
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    name: str
+    status: Status
+    statistic: str  # "p95", "rate", "mean", "mean drop vs noise floor"
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    limit: float
+    n: int
+    critical: bool
+    reason: str
+    effect_size: float | None = None  # latency: rank-biserial of candidate - primary per request
+
+
+@dataclass(frozen=True)
+class Verdict:
+    tenant: str
+    route: str
+    status: VerdictStatus
+    reasons: list[str]
+    metrics: list[MetricResult]
+    worst: dict[str, list[str]]
+    n: int
+    unscored: int
+    look: int
+    alpha_used: float
+    policy_version: str
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for m in d["metrics"]:  # JSON has no infinity or NaN
+            for k in ("value", "ci_low", "ci_high", "effect_size"):
+                if isinstance(m[k], float) and not math.isfinite(m[k]):
+                    m[k] = None
+        return d
+
+
+@dataclass
+class _Ctx:
+    s: Samples
+    p: RoutePolicy
+    alpha: float
+    rng: np.random.Generator
+    answered: list[bool] = field(init=False)  # both sides answered in time: the pairs quality is judged on
+
+    def __post_init__(self) -> None:
+        self.answered = [
+            not cf and not pf and ms is not None and ms <= self.p.candidate_timeout_ms
+            for cf, pf, ms in zip(
+                self.s.candidate_failed, self.s.primary_failed, self.s.candidate_ms, strict=True
+            )
+        ]
+
+    @property
+    def ci(self) -> str:
+        return f"{100 * (1 - self.alpha):.1f} % CI"
+
+
+def _status(lo: float, hi: float, limit: float, higher_is_better: bool) -> Status:
+    if higher_is_better:
+        return "PASS" if lo >= limit else "FAIL" if hi < limit else "MARGINAL"
+    return "PASS" if hi <= limit else "FAIL" if lo > limit else "MARGINAL"
+
+
+def _side(status: Status, higher_is_better: bool) -> str:
+    if status == "MARGINAL":
+        return "too close to call against"
+    good = status == "PASS"
+    return ("at or above" if good else "below") if higher_is_better else ("within" if good else "above")
+
+
+def _ms(v: float) -> str:
+    if not math.isfinite(v):
+        return "unbounded"
+    return f"{v / 1000:.2f} s" if abs(v) >= 1000 else f"{v:.0f} ms"
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.1f} %"
+
+
+def _num(v: float) -> str:
+    return f"{v:.3f}"
+
+
+def _worst(keys: Sequence[str], values: Sequence[float], highest: bool, k: int = _WORST) -> list[str]:
+    order = np.argsort(np.asarray(values, dtype=np.float64), kind="stable")
+    if highest:
+        order = order[::-1]
+    return [keys[i] for i in order[:k]]
+
+
+def _result(
+    c: _Ctx,
+    name: str,
+    statistic: str,
+    label: str,
+    fmt: Callable[[float], str],
+    value: float,
+    ci: tuple[float, float],
+    limit: float,
+    n: int,
+    higher_is_better: bool,
+    extra: str = "",
+    effect: float | None = None,
+) -> MetricResult:
+    status = _status(ci[0], ci[1], limit, higher_is_better)
+    kind = "floor" if higher_is_better else "ceiling"
+    reason = (
+        f"{label} {fmt(value)} ({c.ci} {fmt(ci[0])}–{fmt(ci[1])}, n={n}) is "
+        f"{_side(status, higher_is_better)} the {fmt(limit)} {kind}{extra}."
+    )
+    return MetricResult(
+        name, status, statistic, value, ci[0], ci[1], limit, n, name in c.p.critical, reason, effect
+    )
+
+
+def _no_data(c: _Ctx, name: str, limit: float, label: str, n: int, missing: int, total: int) -> MetricResult:
+    crit = name in c.p.critical
+    if name in c.p.required and total and missing / total > c.p.max_missing_rate:
+        reason = (
+            f"{label} is missing on {missing} of {total} answered pairs ({_pct(missing / total)}), "
+            f"more than the {_pct(c.p.max_missing_rate)} allowed for a required metric."
+        )
+        return MetricResult(name, "FAIL", "missing", missing / total, None, None, limit, n, crit, reason)
+    reason = f"No {label.lower()} values in this window; not judged."
+    return MetricResult(name, "NO_DATA", "none", None, None, None, limit, 0, crit, reason)
+
+
+def _values(c: _Ctx, metric: str) -> tuple[list[str], list[float], int, int]:
+    """Keys and values of the answered pairs that have the metric, and how many answered pairs lack it."""
+    vals = c.s.metrics.get(metric, [None] * c.s.n)
+    keys, out, total = [], [], 0
+    for key, ok, v in zip(c.s.keys, c.answered, vals, strict=True):
+        if ok:
+            total += 1
+            if v is not None and math.isfinite(v):
+                keys.append(key)
+                out.append(float(v))
+    return keys, out, total - len(out), total
+
+
+def _error_rate(c: _Ctx) -> tuple[MetricResult, list[str]]:
+    n = c.s.n
+    # the primary's failures are shown for comparison, not counted against the candidate
+    cand_failed = [
+        k
+        for k, cf, ms in zip(c.s.keys, c.s.candidate_failed, c.s.candidate_ms, strict=True)
+        if cf or ms is None or ms > c.p.candidate_timeout_ms
+    ]
+    if n == 0:
+        return _no_data(c, "error_rate", c.p.error_rate_max, "Candidate error rate", 0, 0, 0), []
+    k = len(cand_failed)
+    primary = sum(c.s.primary_failed) / n
+    extra = f" (errors, no answer, or slower than {_ms(c.p.candidate_timeout_ms)}; primary {_pct(primary)})"
+    r = _result(
+        c,
+        "error_rate",
+        "rate",
+        "Candidate error rate",
+        _pct,
+        k / n,
+        stats.wilson(k, n, c.alpha),
+        c.p.error_rate_max,
+        n,
+        higher_is_better=False,
+        extra=extra,
+    )
+    return r, cand_failed[:_WORST]
+
+
+def _latency(c: _Ctx) -> tuple[MetricResult, list[str]]:
+    limit = c.p.candidate_p95_ms_max
+    rows = [
+        (key, ms, pms, pf)
+        for key, ms, cf, pms, pf in zip(
+            c.s.keys, c.s.candidate_ms, c.s.candidate_failed, c.s.primary_ms, c.s.primary_failed, strict=True
+        )
+        if ms is not None and not cf
+    ]
+    if not rows:
+        return _no_data(c, "candidate_p95_ms", limit, "Candidate latency", 0, 0, 0), []
+    keys, ms = [r[0] for r in rows], np.array([r[1] for r in rows], dtype=np.float64)
+    both = [(m, pms) for _, m, pms, pf in rows if not pf]  # paired: both sides answered the same request
+    extra, effect = "", None
+    if both:
+        med, lo, hi, effect = stats.paired_delta([b[0] for b in both], [b[1] for b in both], c.alpha, c.rng)
+        extra = (
+            f"; per request the candidate is {_ms(abs(med))} {'slower' if med > 0 else 'faster'} than the "
+            f"primary (median of {len(both)} paired deltas, {c.ci} {_ms(lo)} to {_ms(hi)}, "
+            f"rank-biserial effect {effect:+.2f})"
+        )
+    r = _result(
+        c,
+        "candidate_p95_ms",
+        "p95",
+        "Candidate p95 latency",
+        _ms,
+        float(np.percentile(ms, 95)),
+        stats.quantile_ci(ms, 0.95, c.alpha),
+        limit,
+        len(ms),
+        higher_is_better=False,
+        extra=extra,
+        effect=effect,
+    )
+    return r, _worst(keys, ms.tolist(), highest=True)
+
+
+def _mean_metric(
+    c: _Ctx, name: str, label: str, limit: float, higher_is_better: bool
+) -> tuple[MetricResult, list[str]]:
+    keys, vals, missing, total = _values(c, name)
+    if not vals or (name in c.p.required and missing / total > c.p.max_missing_rate):
+        return _no_data(c, name, limit, label, len(vals), missing, total), _worst(
+            keys, vals, not higher_is_better
+        )
+    ci = stats.bootstrap_ci(vals, stats.mean, c.alpha, c.rng)
+    r = _result(c, name, "mean", label, _num, float(np.mean(vals)), ci, limit, len(vals), higher_is_better)
+    return r, _worst(keys, vals, highest=not higher_is_better)
+
+
+def _similarity(c: _Ctx) -> tuple[MetricResult, list[str]]:
+    name, label = "semantic_similarity", "Mean semantic similarity"
+    noise = [float(v) for v in c.s.noise.get(name, []) if v is not None and math.isfinite(v)]
+    if len(noise) < c.p.min_noise_pairs:
+        return _mean_metric(c, name, label, c.p.semantic_similarity_min, higher_is_better=True)
+    keys, vals, missing, total = _values(c, name)
+    limit = -c.p.semantic_margin_vs_noise
+    if not vals or (name in c.p.required and missing / total > c.p.max_missing_rate):
+        return _no_data(c, name, limit, label, len(vals), missing, total), _worst(keys, vals, highest=False)
+    floor = float(np.mean(noise))
+    ci = stats.two_sample_ci(vals, noise, stats.mean, c.alpha, c.rng)
+    diff = float(np.mean(vals)) - floor
+    status = _status(ci[0], ci[1], limit, higher_is_better=True)
+    verdict = {"PASS": "within", "FAIL": "more than", "MARGINAL": "too close to call against"}[status]
+    reason = (
+        f"{label} {_num(diff + floor)} (n={len(vals)}) is {_num(-diff)} below the noise floor's "
+        f"{_num(floor)} (primary vs secondary, n={len(noise)}; "
+        f"{c.ci} of the drop {_num(-ci[1])}–{_num(-ci[0])}), "
+        f"{verdict} the allowed drop of {_num(-limit)}."
+    )
+    r = MetricResult(
+        name,
+        status,
+        "mean minus noise floor",
+        diff,
+        ci[0],
+        ci[1],
+        limit,
+        len(vals),
+        name in c.p.critical,
+        reason,
+    )
+    return r, _worst(keys, vals, highest=False)
+
+
+def _rate_metric(
+    c: _Ctx, name: str, source: str, bad: float, label: str, limit: float, higher_is_better: bool
+) -> tuple[MetricResult, list[str]]:
+    """Share of pairs whose `source` value is `bad` (fact mismatches) or is not (top-1 agreement)."""
+    keys, vals, missing, total = _values(c, source)
+    hits = [k for k, v in zip(keys, vals, strict=True) if v == bad]
+    if not vals or (name in c.p.required and missing / total > c.p.max_missing_rate):
+        return _no_data(c, name, limit, label, len(vals), missing, total), hits[:_WORST_MISMATCHES]
+    n = len(vals)
+    k = n - len(hits) if higher_is_better else len(hits)
+    r = _result(c, name, "rate", label, _pct, k / n, stats.wilson(k, n, c.alpha), limit, n, higher_is_better)
+    if not higher_is_better and hits:
+        r = replace(r, reason=r.reason[:-1] + f"; {len(hits)} pair(s) disagree on facts.")
+    return r, hits[:_WORST_MISMATCHES]
+
+
+def _judge_metric(c: _Ctx, name: str) -> tuple[MetricResult, list[str]]:
+    p = c.p
+    match name:
+        case "error_rate":
+            return _error_rate(c)
+        case "candidate_p95_ms":
+            return _latency(c)
+        case "semantic_similarity":
+            return _similarity(c)
+        case "rouge_l_f1":
+            return _mean_metric(c, name, "Mean ROUGE-L F1", p.rouge_l_min, higher_is_better=True)
+        case "wer":
+            return _mean_metric(
+                c, name, "Mean word error rate vs the primary", p.wer_max, higher_is_better=False
+            )
+        case "cer":
+            return _mean_metric(c, name, "Mean character error rate vs the primary", p.cer_max, False)
+        case "fact_mismatch_rate":
+            label = "Clinical fact mismatch rate"
+            return _rate_metric(c, name, "clinical_ok", 0.0, label, p.fact_mismatch_rate_max, False)
+        case "embed_rank_correlation":
+            label = "Mean embedding rank correlation"
+            return _mean_metric(c, name, label, p.embed_rank_correlation_min, higher_is_better=True)
+        case "rerank_top1_match":
+            label = "Rerank top-1 agreement"
+            return _rate_metric(c, name, name, 0.0, label, p.rerank_top1_match_min, higher_is_better=True)
+    raise ValueError(f"the judge has no rule for metric {name!r}")
+
+
+_ORDER: dict[Status, int] = {"FAIL": 0, "MARGINAL": 1, "NO_DATA": 2, "PASS": 3}
+
+
+def judge(samples: Samples, policy: RoutePolicy) -> Verdict:
+    """The verdict for one tenant x route at look samples.looks + 1."""
+    look = samples.looks + 1
+    alpha = stats.spent_alpha(policy.alpha, look)
+    c = _Ctx(samples, policy, alpha, np.random.default_rng(_SEED))
+    names = [m for m in ROUTE_METRICS.get(samples.route, ROUTE_METRICS["other"]) if m not in policy.skip]
+    metrics: list[MetricResult] = []
+    worst: dict[str, list[str]] = {}
+    for name in names:
+        result, keys = _judge_metric(c, name)
+        metrics.append(result)
+        if keys:
+            worst[name] = keys
+
+    by_status = {s: [m for m in metrics if m.status == s] for s in _ORDER}
+    n, unscored = samples.n, samples.unscored
+    status: VerdictStatus
+    if n < policy.min_pairs:
+        status = "INSUFFICIENT_DATA"
+        head = (
+            f"Only {n} pairs in the last {policy.window}; {policy.min_pairs - n} more are needed "
+            f"(minimum {policy.min_pairs})."
+        )
+    elif by_status["FAIL"]:
+        status = "NO_GO"
+        failed = sorted(by_status["FAIL"], key=lambda m: not m.critical)
+        head = "Do not cut over: " + ", ".join(
+            f"{m.name}{' (critical)' if m.critical else ''}" for m in failed
+        )
+        head += " failed."
+    elif by_status["MARGINAL"]:
+        status = "HOLD"
+        head = "A person decides: the data cannot yet tell " + ", ".join(
+            m.name for m in by_status["MARGINAL"]
+        )
+        head += " from its limit."
+    elif not by_status["PASS"]:
+        status = "HOLD"
+        head = "Nothing could be judged for this route; a person decides."
+    elif unscored and unscored / (n + unscored) > policy.max_missing_rate:
+        status = "HOLD"
+        head = (
+            f"Every judged metric passed, but {unscored} of {n + unscored} pairs are still unscored "
+            f"(worker behind), more than {_pct(policy.max_missing_rate)}; judge again once they are scored."
+        )
+    else:
+        status = "GO"
+        head = f"Every judged metric passed at look {look} ({100 * (1 - alpha):.1f} % confidence)."
+    ordered = sorted(metrics, key=lambda m: (_ORDER[m.status], not m.critical))
+    reasons = [
+        head,
+        *(("Critical: " if m.critical and m.status == "FAIL" else "") + m.reason for m in ordered),
+    ]
+    if unscored and status != "HOLD":
+        reasons.append(f"{unscored} pairs were not scored yet (worker behind) and are not judged.")
+    return Verdict(
+        samples.tenant,
+        samples.route,
+        status,
+        reasons,
+        metrics,
+        worst,
+        n,
+        unscored,
+        look,
+        alpha,
+        policy.version,
+    )

@@ -1,0 +1,31 @@
+"""What the judge sees of one tenant x route: per-pair samples, already read from the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Samples:
+    """The pairs of one tenant x route in the judged window, one entry per pair, same order everywhere.
+
+    Metric lists hold None where the pair has no value for that metric (e.g. no text to compare)."""
+
+    tenant: str
+    route: str
+    keys: list[str]  # pair keys (pairs-stream entry ids), for the worst examples
+    primary_ms: list[float]  # the primary's total time per pair
+    candidate_ms: list[float | None]  # None where the candidate did not answer
+    candidate_failed: list[bool]  # an error class, no status, or 5xx
+    primary_failed: list[bool]
+    # Candidate-vs-primary metrics, by METRICS name (comparators/scoring.py).
+    metrics: dict[str, list[float | None]] = field(default_factory=dict)
+    # The same metrics for primary-vs-secondary, where a noise-floor side exists (shorter lists).
+    noise: dict[str, list[float | None]] = field(default_factory=dict)
+    unscored: int = 0  # pairs the worker left unscored while behind (counted, not judged)
+    # How many verdicts were already given for this tenant x route under this policy (repeated looks).
+    looks: int = 0
+
+    @property
+    def n(self) -> int:
+        return len(self.keys)

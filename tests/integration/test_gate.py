@@ -1,0 +1,156 @@
+"""The gate on a real store: verdicts per tenant x route, exit codes, stored verdicts, audit chain, HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
+from sqlalchemy import Engine, text
+
+from comparators.scoring import Result
+from gate.http import build_app
+from gate.policy import load_policy
+from gate.run import EXIT_NO_GO, EXIT_UNDECIDED, evaluate
+from store.audit import entries, verify
+from store.records import ScoredPair, SideMeta
+from store.verdicts import latest
+from store.writes import save_scored
+
+TOKEN = "admin-token-for-tests-0123456789"
+
+
+def pairs(tenant: str, n: int, *, mismatch_every: int = 0, seed: int = 0) -> list[ScoredPair]:
+    rng = random.Random(seed)
+    now = time.time()
+    out = []
+    for i in range(n):
+        bad = bool(mismatch_every) and i % mismatch_every == 0
+        out.append(
+            ScoredPair(
+                key=f"{tenant}-{i}-0",
+                exchange_id=f"{tenant}-{i}",
+                tenant=tenant,
+                route="chat",
+                replay=None,
+                captured_at=now - 60 - i,
+                paired_at=now - 59 - i,
+                primary=SideMeta(200, None, rng.uniform(700, 900), None, "gpt-4o-mini"),
+                candidate=SideMeta(200, None, rng.uniform(500, 700), None, "llama-3.1-70b", "v1", "GPU-0"),
+                secondary=None,
+                scores={
+                    "candidate": Result(
+                        metrics={
+                            "semantic_similarity": rng.uniform(0.97, 1.0),
+                            "rouge_l_f1": rng.uniform(0.8, 1.0),
+                            "fact_mismatches": 1.0 if bad else 0.0,
+                            "negation_flips": 0.0,
+                            "clinical_ok": 0.0 if bad else 1.0,
+                            "status_match": 1.0,
+                        }
+                    )
+                },
+            )
+        )
+    return out
+
+
+@pytest.fixture
+def filled(store_engine: Engine) -> Engine:
+    save_scored(store_engine, pairs("klinik-good", 400, seed=1))
+    save_scored(store_engine, pairs("klinik-dose", 400, mismatch_every=10, seed=2))
+    save_scored(store_engine, pairs("klinik-few", 10, seed=3))
+    return store_engine
+
+
+def test_verdicts_are_explained_stored_and_audited(filled: Engine) -> None:
+    policy = load_policy(None)
+    run = evaluate(filled, policy)
+    by_tenant = {v["tenant"]: v for v in run.verdicts}
+    assert by_tenant["klinik-good"]["status"] == "GO"
+    assert by_tenant["klinik-few"]["status"] == "INSUFFICIENT_DATA"
+    dose = by_tenant["klinik-dose"]
+    assert dose["status"] == "NO_GO"
+    assert any(r.startswith("Critical") and "fact" in r.lower() for r in dose["reasons"])
+    assert set(dose["worst"]["fact_mismatch_rate"]) <= {
+        p.key for p in pairs("klinik-dose", 400, mismatch_every=10)
+    }
+    assert dose["worst"]["fact_mismatch_rate"]
+    assert run.exit_code == EXIT_NO_GO
+
+    stored = {v.tenant: v for v in latest(filled)}
+    assert {t: v.status for t, v in stored.items()} == {t: v["status"] for t, v in by_tenant.items()}
+    assert stored["klinik-good"].body["policy_version"] == policy.for_("klinik-good", "chat").version
+
+    audit = entries(filled, action="verdict")
+    assert len(audit) == 3
+    assert verify(filled).ok
+
+    # A second look at the same data is judged at look 2, with a smaller alpha.
+    again = {v["tenant"]: v for v in evaluate(filled, policy).verdicts}
+    assert again["klinik-good"]["look"] == 2
+    assert again["klinik-good"]["alpha_used"] < by_tenant["klinik-good"]["alpha_used"]
+    # At look 3 the same 400 clean pairs no longer prove a fact-mismatch rate under 2 % at the smaller
+    # alpha: the gate holds instead of handing out a GO that repeated looking made cheap.
+    third = evaluate(filled, policy, tenant="klinik-good", record=False)
+    assert third.verdicts[0]["look"] == 3
+    assert third.verdicts[0]["status"] == "HOLD"
+    assert third.exit_code == EXIT_UNDECIDED
+
+
+def test_cli_exit_codes_and_a_tampered_audit_entry(filled: Engine) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SHADOWGATE_")},
+        "SHADOWGATE_DB_URL": filled.url.render_as_string(hide_password=False),
+    }
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "shadowgate.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    good = cli("gate", "--tenant", "klinik-good", "--json")
+    assert good.returncode == 0, good.stderr
+    assert json.loads(good.stdout)["verdicts"][0]["status"] == "GO"
+    everyone = cli("gate")
+    assert everyone.returncode == 1
+    assert "klinik-dose" in everyone.stdout
+    assert "NO_GO" in everyone.stdout
+    assert cli("audit", "verify").returncode == 0
+
+    with filled.begin() as conn:
+        conn.execute(text("UPDATE audit SET reason = 'all fine' WHERE seq = 2"))
+    broken = cli("audit", "verify")
+    assert broken.returncode == 1
+    assert "entry 2" in broken.stderr
+
+
+@pytest.fixture
+async def admin(filled: Engine) -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
+    evaluate(filled, load_policy(None))
+    async with TestClient(TestServer(build_app(filled, load_policy(None), SecretStr(TOKEN)))) as client:
+        yield client
+
+
+async def test_admin_api_needs_the_token(admin: TestClient) -> None:  # type: ignore[type-arg]
+    assert (await admin.get("/healthz")).status == 200
+    assert (await admin.get("/verdicts")).status == 401
+    assert (await admin.get("/verdicts", headers={"Authorization": "Bearer wrong"})).status == 401
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    got = await (await admin.get("/verdicts?tenant=klinik-good", headers=auth)).json()
+    assert [v["status"] for v in got["verdicts"]] == ["GO"]
+    fresh = await (await admin.post("/verdicts/evaluate?tenant=klinik-dose", headers=auth)).json()
+    assert fresh["exit_code"] == EXIT_NO_GO
+    assert fresh["verdicts"][0]["status"] == "NO_GO"

@@ -1,0 +1,192 @@
+"""The judge on constructed samples with known answers, and the repeated-looks guarantee."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from gate import stats
+from gate.judge import MetricResult, Verdict, judge
+from gate.policy import RoutePolicy
+from gate.samples import Samples
+
+POLICY = RoutePolicy()  # chat limits: p95 <= 2 s, errors <= 5 %, similarity >= 0.85, facts <= 2 %
+
+
+def make(
+    n: int,
+    route: str = "chat",
+    cand_ms: list[float | None] | None = None,
+    failed: list[bool] | None = None,
+    metrics: dict[str, list[float | None]] | None = None,
+    noise: dict[str, list[float | None]] | None = None,
+    looks: int = 0,
+    unscored: int = 0,
+) -> Samples:
+    same: dict[str, list[float | None]] = {
+        "semantic_similarity": [1.0] * n,
+        "rouge_l_f1": [1.0] * n,
+        "clinical_ok": [1.0] * n,
+    }
+    return Samples(
+        tenant="doczam",
+        route=route,
+        keys=[f"1700000000000-{i}" for i in range(n)],
+        primary_ms=[900.0] * n,
+        candidate_ms=cand_ms if cand_ms is not None else [600.0] * n,
+        candidate_failed=failed or [False] * n,
+        primary_failed=[False] * n,
+        metrics=same | (metrics or {}),
+        noise=noise or {},
+        unscored=unscored,
+        looks=looks,
+    )
+
+
+def by_name(v: Verdict, name: str) -> MetricResult:
+    return next(m for m in v.metrics if m.name == name)
+
+
+def test_no_data_is_insufficient() -> None:
+    v = judge(make(0), POLICY)
+    assert v.status == "INSUFFICIENT_DATA"
+    assert "30 more are needed" in v.reasons[0]
+    assert all(m.status == "NO_DATA" for m in v.metrics)
+    json.dumps(v.to_dict())
+
+
+def test_a_few_pairs_are_insufficient() -> None:
+    v = judge(make(12), POLICY)
+    assert v.status == "INSUFFICIENT_DATA"
+    assert "18 more are needed" in v.reasons[0]
+
+
+def test_identical_answers_go() -> None:
+    v = judge(make(600), POLICY)
+    assert v.status == "GO", v.reasons
+    assert {m.name for m in v.metrics} == {
+        "error_rate",
+        "candidate_p95_ms",
+        "semantic_similarity",
+        "rouge_l_f1",
+        "fact_mismatch_rate",
+    }
+    assert v.look == 1
+    assert v.alpha_used == stats.spent_alpha(0.05, 1)
+    lat = by_name(v, "candidate_p95_ms")
+    assert "300 ms faster than the primary" in lat.reason
+    assert lat.effect_size == -1.0
+    json.dumps(v.to_dict())
+
+
+def test_one_huge_outlier_does_not_sink_a_fast_candidate() -> None:
+    ms: list[float | None] = [float(x) for x in np.random.default_rng(0).uniform(300, 900, 600)]
+    ms[17] = 9_500.0  # one very slow answer, still inside the 10 s timeout
+    v = judge(make(600, cand_ms=ms), POLICY)
+    assert v.status == "GO", v.reasons
+    assert v.worst["candidate_p95_ms"][0] == "1700000000000-17"
+
+
+def test_critical_fact_mismatch_is_no_go_and_names_the_pairs() -> None:
+    ok: list[float | None] = [1.0] * 600
+    bad = [3, 50, 51, 200, 333, 410, 599, 12, 77, 90, 120, 150, 180, 250, 260, 270, 280, 290, 300, 310]
+    for i in bad:
+        ok[i] = 0.0  # 20 of 600 (3.3 %) against a 2 % ceiling
+    v = judge(make(600, metrics={"clinical_ok": ok}), POLICY)
+    assert v.status == "NO_GO"
+    facts = by_name(v, "fact_mismatch_rate")
+    assert facts.status == "FAIL"
+    assert facts.critical
+    assert "fact_mismatch_rate (critical)" in v.reasons[0]
+    assert v.reasons[1].startswith("Critical: Clinical fact mismatch rate 3.3 %")
+    assert "20 pair(s) disagree on facts" in v.reasons[1]
+    assert sorted(v.worst["fact_mismatch_rate"]) == sorted(f"1700000000000-{i}" for i in bad)
+    assert all(m.status == "PASS" for m in v.metrics if m.name != "fact_mismatch_rate")
+
+
+def test_latency_near_the_target_is_marginal() -> None:
+    ms: list[float | None] = [float(x) for x in np.random.default_rng(1).uniform(1000, 2052.6, 300)]
+    v = judge(make(300, cand_ms=ms), POLICY)  # true p95 2000 ms: exactly the target
+    assert v.status == "HOLD", v.reasons
+    lat = by_name(v, "candidate_p95_ms")
+    assert lat.status == "MARGINAL"
+    assert "too close to call" in lat.reason
+    assert "candidate_p95_ms" in v.reasons[0]
+
+
+def test_slow_candidate_is_no_go_with_a_plain_reason() -> None:
+    v = judge(make(400, cand_ms=[3200.0] * 400), POLICY)
+    assert v.status == "NO_GO"
+    assert any(
+        r.startswith("Candidate p95 latency 3.20 s") and "above the 2.00 s ceiling" in r for r in v.reasons
+    )
+
+
+def test_timeouts_count_as_errors() -> None:
+    ms: list[float | None] = [600.0] * 400
+    for i in range(0, 400, 8):
+        ms[i] = 12_000.0  # 12.5 % over the 10 s fallback trigger
+    v = judge(make(400, cand_ms=ms), POLICY)
+    assert v.status == "NO_GO"
+    assert by_name(v, "error_rate").status == "FAIL"
+
+
+def test_similarity_against_the_noise_floor() -> None:
+    rng = np.random.default_rng(2)
+    cand: list[float | None] = [
+        float(x) for x in rng.normal(0.80, 0.03, 500)
+    ]  # below the 0.85 absolute floor ...
+    noise: list[float | None] = [float(x) for x in rng.normal(0.81, 0.03, 200)]  # ... but so is the noise
+    v = judge(make(500, metrics={"semantic_similarity": cand}, noise={"semantic_similarity": noise}), POLICY)
+    sim = by_name(v, "semantic_similarity")
+    assert sim.status == "PASS", sim.reason
+    assert "noise floor" in sim.reason
+    v = judge(make(500, metrics={"semantic_similarity": cand}), POLICY)  # no noise: absolute floor
+    assert by_name(v, "semantic_similarity").status == "FAIL"
+
+
+def test_required_metric_missing_fails_and_optional_is_skipped() -> None:
+    wer: list[float | None] = [0.05] * 100 + [None] * 300
+    policy = RoutePolicy(required=["wer"], candidate_p95_ms_max=2500)
+    v = judge(make(400, route="audio", metrics={"wer": wer, "cer": [None] * 400}), policy)
+    assert by_name(v, "wer").status == "FAIL"
+    assert "missing on 300 of 400" in v.reasons[1]
+    assert by_name(v, "cer").status == "NO_DATA"
+    assert v.status == "NO_GO"
+
+
+def test_many_unscored_pairs_hold_a_go() -> None:
+    v = judge(make(400, unscored=300), POLICY)
+    assert v.status == "HOLD"
+    assert "unscored" in v.reasons[0]
+
+
+def test_verdicts_are_reproducible() -> None:
+    ms: list[float | None] = [float(x) for x in np.random.default_rng(3).uniform(100, 2000, 300)]
+    assert judge(make(300, cand_ms=ms), POLICY) == judge(make(300, cand_ms=ms), POLICY)
+
+
+def test_repeated_looks_do_not_inflate_wrong_gos() -> None:
+    """A candidate slightly worse than the limit, judged at looks 1..20 as pairs accumulate."""
+    alpha, limit, true_rate, reps, looks, step = 0.05, 0.05, 0.051, 200, 20, 100
+    policy = RoutePolicy(alpha=alpha, error_rate_max=limit, skip=["candidate_p95_ms"], min_pairs=30)
+    rng = np.random.default_rng(42)
+    spent_wrong = naive_wrong = 0
+    for _ in range(reps):
+        failed = (rng.random(looks * step) < true_rate).tolist()
+        go_spent = go_naive = False
+        for look in range(1, looks + 1):
+            n = look * step
+            s = Samples(
+                "t", "other", [str(i) for i in range(n)], [100.0] * n, [100.0] * n, failed[:n], [False] * n
+            )
+            go_spent |= judge(Samples(**{**s.__dict__, "looks": look - 1}), policy).status == "GO"
+            # naive: the usual one-sided 95 % bound at every look, alpha not spent
+            go_naive |= stats.wilson(sum(failed[:n]), n, 2 * alpha)[1] <= limit
+        spent_wrong += go_spent
+        naive_wrong += go_naive
+    print(f"wrong GO in any of {looks} looks: spent {spent_wrong / reps:.3f}, naive {naive_wrong / reps:.3f}")
+    assert spent_wrong / reps <= alpha + 0.02  # Monte-Carlo slack: the standard error is ~0.015
+    assert naive_wrong / reps > alpha + 0.02
+    assert naive_wrong > 2 * spent_wrong
