@@ -13,10 +13,10 @@ from sqlalchemy.engine import Engine
 from gate.collect import collect, judged_groups
 from gate.judge import judge
 from gate.policy import Policy, load_policy
-from shadowgate.settings import Settings
-from store.audit import append
+from shadowgate.settings import ConfigError, Settings
+from store.audit import append, entries
 from store.db import init_db, make_engine
-from store.verdicts import save_verdict
+from store.verdicts import latest, save_verdict
 
 # Exit codes: every judged tenant x route GO; any NO-GO; otherwise HOLD or INSUFFICIENT DATA (2 is usage).
 EXIT_GO, EXIT_NO_GO, EXIT_UNDECIDED = 0, 1, 3
@@ -48,6 +48,8 @@ def evaluate(
 ) -> GateRun:
     """Judge each tenant x route with live pairs in its policy window; store and audit each verdict."""
     now = now or datetime.now(UTC)
+    if record:
+        note_policy(engine, policy, at=now)
     widest = max((policy.for_(t, r).window_s for t, r in _all_groups(engine, tenant, route)), default=0.0)
     verdicts = []
     for t, r in judged_groups(engine, since=_since(now, widest), tenant=tenant, route=route):
@@ -77,6 +79,45 @@ def evaluate(
             )
         verdicts.append(verdict)
     return GateRun(policy.version, verdicts)
+
+
+def note_policy(engine: Engine, policy: Policy, *, at: datetime | None = None) -> bool:
+    """Audit the policy the gate judges by, the first time it is used: a changed policy is on record
+    (it also restarts the looks, so an unrecorded change could buy a cheap GO)."""
+    last = entries(engine, action="policy_change", limit=1)
+    if last and json.loads(last[0].details).get("version") == policy.version:
+        return False
+    append(
+        engine,
+        actor="gate",
+        action="policy_change",
+        reason=f"the gate judges by policy {policy.version}",
+        details={"version": policy.version, "policy": policy.model_dump(mode="json")},
+        at=at,
+    )
+    return True
+
+
+def decide(engine: Engine, *, tenant: str, route: str, decision: str, by: str, reason: str) -> None:
+    """A person's decision on a tenant x route (approve or hold), with who and why, into the audit log."""
+    if decision not in ("approve", "hold"):
+        raise ValueError(f"unknown decision {decision!r}")
+    if not by.strip() or not reason.strip():
+        raise ConfigError("a decision needs who (--by) and why (--reason)")
+    current = latest(engine, tenant=tenant, route=route)
+    append(
+        engine,
+        actor=by.strip(),
+        action=decision,
+        tenant=tenant,
+        route=route,
+        reason=reason.strip(),
+        details={
+            "verdict": current[0].status if current else None,
+            "verdict_id": current[0].id if current else None,
+            "policy_version": current[0].policy_version if current else None,
+        },
+    )
 
 
 def _all_groups(engine: Engine, tenant: str | None, route: str | None) -> list[tuple[str, str]]:

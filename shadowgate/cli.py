@@ -83,6 +83,13 @@ def _parser() -> argparse.ArgumentParser:
     gat.add_argument("--policy", type=Path, help="policy TOML (default: the migration plan's limits)")
     gat.add_argument("--json", action="store_true", help="verdicts as JSON")
 
+    dec = sub.add_parser("decide", help="record a person's approve or hold on a tenant x route")
+    dec.add_argument("decision", choices=("approve", "hold"))
+    dec.add_argument("--tenant", required=True)
+    dec.add_argument("--route", required=True)
+    dec.add_argument("--by", required=True, help="who decides (their sign-in name)")
+    dec.add_argument("--reason", required=True, help="why, in a sentence")
+
     adm = sub.add_parser("admin", help="serve the verdicts over HTTP (needs SHADOWGATE_ADMIN_TOKEN)")
     adm.add_argument("--host", default="127.0.0.1")
     adm.add_argument("--port", type=int, default=8090)
@@ -209,6 +216,26 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_gate(
             settings, policy_path=args.policy, tenant=args.tenant, route=args.route, as_json=args.json
         )
+
+    if args.command == "decide":
+        from gate.run import decide
+        from store.db import init_db, make_engine
+
+        engine = make_engine(settings.database_url)
+        init_db(engine)
+        try:
+            decide(
+                engine,
+                tenant=args.tenant,
+                route=args.route,
+                decision=args.decision,
+                by=args.by,
+                reason=args.reason,
+            )
+        finally:
+            engine.dispose()
+        print(f"recorded: {args.by} {args.decision}s {args.tenant} / {args.route}")
+        return 0
 
     if args.command == "admin":
         from gate.http import run as run_admin

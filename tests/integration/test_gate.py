@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -18,7 +19,8 @@ from sqlalchemy import Engine, text
 from comparators.scoring import Result
 from gate.http import build_app
 from gate.policy import load_policy
-from gate.run import EXIT_NO_GO, EXIT_UNDECIDED, evaluate
+from gate.run import EXIT_NO_GO, EXIT_UNDECIDED, decide, evaluate
+from shadowgate.settings import ConfigError
 from store.audit import entries, verify
 from store.records import ScoredPair, SideMeta
 from store.verdicts import latest
@@ -154,3 +156,29 @@ async def test_admin_api_needs_the_token(admin: TestClient) -> None:  # type: ig
     fresh = await (await admin.post("/verdicts/evaluate?tenant=klinik-dose", headers=auth)).json()
     assert fresh["exit_code"] == EXIT_NO_GO
     assert fresh["verdicts"][0]["status"] == "NO_GO"
+
+
+def test_policy_changes_and_decisions_are_on_record(filled: Engine, tmp_path: Path) -> None:
+    default = load_policy(None)
+    evaluate(filled, default)
+    evaluate(filled, default)
+    assert len(entries(filled, action="policy_change")) == 1  # recorded once per policy version
+
+    stricter = tmp_path / "strict.toml"
+    stricter.write_text("[tenants.klinik-good]\nfact_mismatch_rate_max = 0.01\n")
+    strict = load_policy(stricter)
+    verdicts = {v["tenant"]: v for v in evaluate(filled, strict).verdicts}
+    changes = entries(filled, action="policy_change")
+    assert len(changes) == 2
+    assert json.loads(changes[0].details)["version"] == strict.version
+    # The changed tenant starts its looks afresh under its new effective policy; the others go on.
+    assert verdicts["klinik-good"]["look"] == 1
+    assert verdicts["klinik-dose"]["look"] == 3
+
+    decide(filled, tenant="klinik-good", route="chat", decision="approve", by="dr.aisyah", reason="GO twice")
+    (approval,) = entries(filled, action="approve")
+    assert (approval.actor, approval.tenant, approval.reason) == ("dr.aisyah", "klinik-good", "GO twice")
+    assert json.loads(approval.details)["verdict"] == verdicts["klinik-good"]["status"]
+    with pytest.raises(ConfigError, match="who"):
+        decide(filled, tenant="klinik-good", route="chat", decision="hold", by=" ", reason="x")
+    assert verify(filled).ok
