@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import sys
 import time
 import uuid
@@ -23,6 +24,8 @@ from mirror.pacing import Pacer
 from mirror.streams import Streams, redis_client
 from shadowgate.settings import ConfigError, Settings
 from shadowgate.when import parse_when
+
+log = logging.getLogger("shadowgate.replay")
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,11 @@ async def replay(
                 else:
                     summary.ok += 1
                 summary.by_tenant_route[f"{exchange.tenant}/{exchange.route}"] += 1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # one capture's failure (a lost blob, Redis) must not end the run
+                summary.errors["replay_failed"] += 1
+                log.warning("capture %s not replayed: %s", exchange.id, type(exc).__name__)
             finally:
                 slots.release()
                 bar.update(1)

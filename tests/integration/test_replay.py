@@ -13,7 +13,7 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from mirror.exchange import decode_entry, encode_entry
+from mirror.exchange import Body, decode_entry, encode_entry
 from mirror.replay import Selection, count, replay
 from mirror.streams import Streams
 from shadowgate.settings import Route, RouteKind, Settings
@@ -139,3 +139,22 @@ async def test_cli_dry_run(env: tuple[Settings, CandidateLog], redis: Redis) -> 
     assert bad.returncode == 2
     assert "ISO 8601" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+async def test_a_capture_that_cannot_be_replayed_is_counted_and_the_run_goes_on(
+    env: tuple[Settings, CandidateLog], redis: Redis
+) -> None:
+    settings, log = env
+    await seed_history(redis, settings, n=4, spacing_s=0.01, age_s=60)
+    (first, *_) = await read_captures(redis, settings.stream_prefix)
+    lost = msgspec.structs.replace(
+        first,
+        id="lost-blob",
+        request=msgspec.structs.replace(first.request, body=Body(size=10**6, ref="sha256:" + "1" * 64)),
+    )
+    await redis.xadd(Streams(settings.stream_prefix).captures, encode_entry(lost))  # type: ignore[arg-type]
+    summary = await replay(redis, settings, Selection(), rate=100, progress=False)
+    assert summary.sent == 5
+    assert summary.ok == 4
+    assert summary.errors == {"replay_failed": 1}
+    assert len(log.seen) == 4
