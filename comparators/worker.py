@@ -50,7 +50,8 @@ class WorkerStats:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # Not dataclasses.asdict: it rebuilds a Counter from (key, count) pairs, counting the pairs.
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
 class ScoringWorker:
@@ -256,3 +257,7 @@ def check_main(settings: Settings) -> int:
             await redis.aclose()
 
     return 0 if asyncio.run(main()) else 1
+
+
+def _plain(value: Any) -> Any:
+    return dict(value) if isinstance(value, collections.Counter) else value

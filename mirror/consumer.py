@@ -123,9 +123,14 @@ class GroupConsumer:
         """Beat until `stop`: a key with the caller's counters that expires after three missed beats."""
         ttl = max(int(every_s * 3), 3)
         while not stop.is_set():
-            beat = {"at": time.time(), **state()}
+            at = time.time()
+            try:
+                payload = json.dumps({"at": at, **state()})
+            except (TypeError, ValueError):  # a counter JSON cannot hold must not stop the beat
+                log.warning("heartbeat counters of %s are not JSON; beating without them", self.consumer)
+                payload = json.dumps({"at": at})
             with contextlib.suppress(RedisError, OSError):
-                await self.redis.set(self._heartbeat_key, json.dumps(beat), ex=ttl)
+                await self.redis.set(self._heartbeat_key, payload, ex=ttl)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every_s)
         with contextlib.suppress(RedisError, OSError):

@@ -58,7 +58,8 @@ class DispatchStats:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # Not dataclasses.asdict: it rebuilds a Counter from (key, count) pairs, counting the pairs.
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
 def call_limits(settings: Settings) -> CallLimits:
@@ -329,3 +330,7 @@ def check_main(settings: Settings) -> int:
             await redis.aclose()
 
     return 0 if asyncio.run(main()) else 1
+
+
+def _plain(value: Any) -> Any:
+    return dict(value) if isinstance(value, collections.Counter) else value
