@@ -231,7 +231,7 @@ def main() -> None:
             f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
             f"bf16 native: {cpu_has_bf16()}"
         ),
-        "command": "python bench/scoring_speed.py" + (" --quick" if args.quick else ""),
+        "command": " ".join(["python", "bench/scoring_speed.py", *sys.argv[1:]]),
     }
     chat = make_pairs("chat", n_chat, seed=1)
     audio = make_pairs("audio", n_audio, seed=2)
