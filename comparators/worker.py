@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
 import logging
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +19,8 @@ from comparators.assess import Bodies, Prepared, add_similarity, prepare, scored
 from comparators.embedder import Embedder
 from mirror.attribution import sampled_for
 from mirror.blobs import BlobStore, body_bytes
-from mirror.consumer import Entry, GroupConsumer, any_heartbeat, sleep_or
+from mirror.consumer import Entry, GroupConsumer, run_until_signalled, sleep_or, stats_dict
+from mirror.consumer import check_main as heartbeat_check
 from mirror.exchange import Exchange, MalformedEntry, decode_entry
 from mirror.streams import Streams, redis_client
 from shadowgate.settings import Settings
@@ -50,8 +49,7 @@ class WorkerStats:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        # Not dataclasses.asdict: it rebuilds a Counter from (key, count) pairs, counting the pairs.
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return stats_dict(self)
 
 
 class ScoringWorker:
@@ -216,19 +214,12 @@ def embedder_for(settings: Settings) -> Callable[[], Embedder]:
 
 
 def run(settings: Settings, *, burst: bool = False) -> int:
-    """Blocking entry of `shadowgate worker`."""
-    from shadowgate.runtime import new_event_loop
-    from store.db import init_db, make_engine
+    """Blocking entry of `shadowgate worker`: until SIGTERM/SIGINT (the batch in hand is finished), or
+    with `burst` until nothing is pending."""
+    from store.db import open_store
 
-    engine = make_engine(settings.database_url)
-    init_db(engine)
-
-    async def main() -> WorkerStats:
+    async def main(stop: asyncio.Event) -> WorkerStats:
         assert settings.redis_url is not None
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
         redis = redis_client(settings.redis_url)
         try:
             worker = ScoringWorker(redis, settings, engine, embedder_for(settings))
@@ -239,25 +230,12 @@ def run(settings: Settings, *, burst: bool = False) -> int:
         finally:
             await redis.aclose()
 
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(main())
-    engine.dispose()
+    with open_store(settings.database_url) as engine:
+        run_until_signalled(main)
     return 0
 
 
 def check_main(settings: Settings) -> int:
-    async def main() -> bool:
-        assert settings.redis_url is not None
-        redis = redis_client(settings.redis_url)
-        try:
-            return await any_heartbeat(redis, f"{settings.stream_prefix}:heartbeat:worker:*")
-        except (RedisError, OSError):
-            return False
-        finally:
-            await redis.aclose()
-
-    return 0 if asyncio.run(main()) else 1
-
-
-def _plain(value: Any) -> Any:
-    return dict(value) if isinstance(value, collections.Counter) else value
+    """`shadowgate worker --check`: 0 when a worker's heartbeat is fresh, else 1."""
+    assert settings.redis_url is not None
+    return heartbeat_check(settings.redis_url, f"{settings.stream_prefix}:heartbeat:worker:*")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Table, and_, or_, select
+from sqlalchemy import and_, select
 from sqlalchemy.engine import Engine
 
 from comparators.scoring import METRICS
 from gate.samples import Samples
-from store.models import PairRow, ScoreRow, table
-from store.queries import unscored_counts, window_filters
+from store.models import PAIRS, SCORES
+from store.queries import failed_side, unscored_counts, window_filters
 from store.verdicts import looks
 
 # The newest pairs judged per tenant x route: enough for tight intervals, bounded in memory.
@@ -21,7 +21,7 @@ def judged_groups(
     engine: Engine, *, since: datetime | None, tenant: str | None, route: str | None
 ) -> list[tuple[str, str]]:
     """The tenant x route combinations with live pairs in the window."""
-    pairs = table(PairRow)
+    pairs = PAIRS
     stmt = (
         select(pairs.c.tenant, pairs.c.route)
         .where(*window_filters(pairs, tenant=tenant, route=route, since=since, until=None, replay=None))
@@ -35,7 +35,7 @@ def judged_groups(
 def collect(
     engine: Engine, tenant: str, route: str, *, since: datetime | None, policy_version: str
 ) -> Samples:
-    pairs, scores = table(PairRow), table(ScoreRow)
+    pairs, scores = PAIRS, SCORES
     metric_cols = [scores.c[m] for m in METRICS]
     where = window_filters(pairs, tenant=tenant, route=route, since=since, until=None, replay=None)
     cand = scores.alias("cand")
@@ -44,8 +44,8 @@ def collect(
             pairs.c.key,
             pairs.c.primary_total_ms,
             pairs.c.candidate_total_ms,
-            _failed(pairs, "candidate").label("candidate_failed"),
-            _failed(pairs, "primary").label("primary_failed"),
+            failed_side("candidate").label("candidate_failed"),
+            failed_side("primary").label("primary_failed"),
             *[cand.c[m] for m in METRICS],
         )
         .select_from(pairs.outerjoin(cand, and_(cand.c.pair_key == pairs.c.key, cand.c.role == "candidate")))
@@ -93,9 +93,3 @@ def collect(
         unscored=left,
         looks=looks(engine, tenant, route, policy_version),
     )
-
-
-def _failed(t: Table, side: str) -> ColumnElement[bool]:
-    """The store's notion of a failed side: an error class, no status, or a 5xx."""
-    status = t.c[f"{side}_status"]
-    return or_(t.c[f"{side}_error"].is_not(None), status.is_(None), status >= 500)

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from gate.policy import Policy, load_policy
 from gate.run import evaluate
 from shadowgate.settings import ConfigError, Settings
-from store.db import init_db, make_engine
+from store.db import open_store
 from store.verdicts import latest
 
 ENGINE = web.AppKey("engine", Engine)
@@ -75,9 +75,7 @@ def run(settings: Settings, *, host: str, port: int, policy_path: Path | None) -
     """Blocking entry of `shadowgate admin`."""
     if settings.admin_token is None or len(settings.admin_token.get_secret_value()) < 16:
         raise ConfigError("the admin API needs SHADOWGATE_ADMIN_TOKEN set to at least 16 characters")
-    engine = make_engine(settings.database_url)
-    init_db(engine)
-    try:
+    with open_store(settings.database_url) as engine:
         web.run_app(
             build_app(engine, load_policy(policy_path), settings.admin_token),
             host=host,
@@ -85,6 +83,4 @@ def run(settings: Settings, *, host: str, port: int, policy_path: Path | None) -
             access_log=None,
             print=lambda _msg: print(f"shadowgate admin API on http://{host}:{port} (token required)"),
         )
-    finally:
-        engine.dispose()
     return 0

@@ -15,7 +15,7 @@ from gate.judge import judge
 from gate.policy import Policy, load_policy
 from shadowgate.settings import ConfigError, Settings
 from store.audit import append, entries
-from store.db import init_db, make_engine
+from store.db import open_store
 from store.verdicts import latest, save_verdict
 
 # Exit codes: every judged tenant x route GO; any NO-GO; otherwise HOLD or INSUFFICIENT DATA (2 is usage).
@@ -50,15 +50,16 @@ def evaluate(
     now = now or datetime.now(UTC)
     if record:
         note_policy(engine, policy, at=now)
-    widest = max((policy.for_(t, r).window_s for t, r in _all_groups(engine, tenant, route)), default=0.0)
     verdicts = []
-    for t, r in judged_groups(engine, since=_since(now, widest), tenant=tenant, route=route):
+    for t, r in judged_groups(engine, since=None, tenant=tenant, route=route):
         route_policy = policy.for_(t, r)
         # Looks are counted per tenant x route under its own effective policy, so editing one tenant's
         # limits restarts only that tenant's alpha budget (and every policy change is audited).
         samples = collect(
             engine, t, r, since=_since(now, route_policy.window_s), policy_version=route_policy.version
         )
+        if samples.n == 0:
+            continue  # nothing live in this tenant x route's own window
         verdict = judge(samples, route_policy).to_dict()
         if record:
             save_verdict(engine, verdict, at=now)
@@ -120,10 +121,6 @@ def decide(engine: Engine, *, tenant: str, route: str, decision: str, by: str, r
     )
 
 
-def _all_groups(engine: Engine, tenant: str | None, route: str | None) -> list[tuple[str, str]]:
-    return judged_groups(engine, since=None, tenant=tenant, route=route)
-
-
 def _since(now: datetime, window_s: float) -> datetime | None:
     return datetime.fromtimestamp(now.timestamp() - window_s, tz=UTC) if window_s > 0 else None
 
@@ -138,12 +135,8 @@ def run(
 ) -> int:
     """Blocking entry of `shadowgate gate`."""
     policy = load_policy(policy_path)
-    engine = make_engine(settings.database_url)
-    init_db(engine)
-    try:
+    with open_store(settings.database_url) as engine:
         result = evaluate(engine, policy, tenant=tenant, route=route)
-    finally:
-        engine.dispose()
     if as_json:
         print(json.dumps({"policy_version": result.policy_version, "verdicts": result.verdicts}, indent=2))
     else:
@@ -162,3 +155,11 @@ def table(result: GateRun) -> str:
     lines.append("")
     lines.append(f"policy {result.policy_version}; exit code {result.exit_code}")
     return "\n".join(lines)
+
+
+def decide_main(settings: Settings, *, tenant: str, route: str, decision: str, by: str, reason: str) -> int:
+    """Blocking entry of `shadowgate decide`."""
+    with open_store(settings.database_url) as engine:
+        decide(engine, tenant=tenant, route=route, decision=decision, by=by, reason=reason)
+    print(f"recorded: {by} {decision}s {tenant} / {route}")
+    return 0

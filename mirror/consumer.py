@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import dataclasses
 import json
 import logging
 import os
+import signal
 import socket
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from mirror.streams import redis_client
+from shadowgate.runtime import new_event_loop
+
 log = logging.getLogger("shadowgate.consumer")
 
 Entry = tuple[bytes, dict[bytes, bytes]]
+T = TypeVar("T")
 
 
 def consumer_name() -> str:
@@ -147,3 +154,42 @@ async def any_heartbeat(redis: Redis, pattern: str) -> bool:
 async def sleep_or(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
+
+
+def stats_dict(stats: Any) -> dict[str, Any]:
+    """A consumer's stats dataclass as JSON-ready data for its heartbeat.
+
+    Not dataclasses.asdict: that rebuilds a Counter from its (key, count) pairs, counting the pairs."""
+    return {
+        f.name: dict(value) if isinstance(value := getattr(stats, f.name), collections.Counter) else value
+        for f in dataclasses.fields(stats)
+    }
+
+
+def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[T]]) -> T:
+    """Run `main(stop)` on the project's event loop; SIGTERM and SIGINT set `stop`, for a graceful end."""
+
+    async def with_signals() -> T:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        return await main(stop)
+
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(with_signals())
+
+
+def check_main(redis_url: str, pattern: str) -> int:
+    """A `--check` command: 0 when a heartbeat matching `pattern` is alive, 1 otherwise (Redis down too)."""
+
+    async def alive() -> bool:
+        redis = redis_client(redis_url)
+        try:
+            return await any_heartbeat(redis, pattern)
+        except (RedisError, OSError):
+            return False
+        finally:
+            await redis.aclose()
+
+    return 0 if asyncio.run(alive()) else 1

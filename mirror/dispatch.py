@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
 import logging
-import signal
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +18,8 @@ from mirror.attribution import sampled_for
 from mirror.blobs import BlobStore, body_bytes, offload_bodies
 from mirror.breaker import Breaker, State
 from mirror.candidate import CONNECT_FAILURES, CallLimits, Target, call, identify
-from mirror.consumer import Entry, GroupConsumer, any_heartbeat, sleep_or
+from mirror.consumer import Entry, GroupConsumer, any_heartbeat, run_until_signalled, sleep_or, stats_dict
+from mirror.consumer import check_main as heartbeat_check
 from mirror.exchange import Exchange, MalformedEntry, decode_entry, encode_entry
 from mirror.pacing import Pacer
 from mirror.streams import Streams, redis_client
@@ -58,8 +57,7 @@ class DispatchStats:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        # Not dataclasses.asdict: it rebuilds a Counter from (key, count) pairs, counting the pairs.
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return stats_dict(self)
 
 
 def call_limits(settings: Settings) -> CallLimits:
@@ -288,14 +286,9 @@ def _id(fields: dict[bytes, bytes]) -> str:
 
 def run(settings: Settings, *, burst: bool = False) -> int:
     """Blocking entry of `shadowgate dispatch`: until SIGTERM/SIGINT, or with `burst` until idle."""
-    from shadowgate.runtime import new_event_loop
 
-    async def main() -> DispatchStats:
+    async def main(stop: asyncio.Event) -> DispatchStats:
         assert settings.redis_url is not None
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
         redis = redis_client(settings.redis_url)
         try:
             async with candidate_session(settings) as session:
@@ -311,26 +304,11 @@ def run(settings: Settings, *, burst: bool = False) -> int:
         finally:
             await redis.aclose()
 
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(main())
+    run_until_signalled(main)
     return 0
 
 
 def check_main(settings: Settings) -> int:
     """`shadowgate dispatch --check`: 0 when a dispatcher's heartbeat is fresh, else 1."""
-
-    async def main() -> bool:
-        assert settings.redis_url is not None
-        redis = redis_client(settings.redis_url)
-        try:
-            return await check(redis, settings.stream_prefix)
-        except (RedisError, OSError):
-            return False
-        finally:
-            await redis.aclose()
-
-    return 0 if asyncio.run(main()) else 1
-
-
-def _plain(value: Any) -> Any:
-    return dict(value) if isinstance(value, collections.Counter) else value
+    assert settings.redis_url is not None
+    return heartbeat_check(settings.redis_url, f"{settings.stream_prefix}:heartbeat:dispatch:*")

@@ -197,7 +197,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             return run_worker(resolved, burst=args.burst)
 
     if args.command == "export":
-        from store.export_cli import run as run_export
+        from store.commands import export_main as run_export
 
         return run_export(
             settings,
@@ -218,24 +218,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
 
     if args.command == "decide":
-        from gate.run import decide
-        from store.db import init_db, make_engine
+        from gate.run import decide_main
 
-        engine = make_engine(settings.database_url)
-        init_db(engine)
-        try:
-            decide(
-                engine,
-                tenant=args.tenant,
-                route=args.route,
-                decision=args.decision,
-                by=args.by,
-                reason=args.reason,
-            )
-        finally:
-            engine.dispose()
-        print(f"recorded: {args.by} {args.decision}s {args.tenant} / {args.route}")
-        return 0
+        return decide_main(
+            settings,
+            tenant=args.tenant,
+            route=args.route,
+            decision=args.decision,
+            by=args.by,
+            reason=args.reason,
+        )
 
     if args.command == "admin":
         from gate.http import run as run_admin
@@ -243,7 +235,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_admin(settings, host=args.host, port=args.port, policy_path=args.policy)
 
     if args.command == "audit":
-        from store.audit_cli import run as run_audit
+        from store.commands import audit_main as run_audit
 
         return run_audit(
             settings,

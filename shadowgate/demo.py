@@ -31,7 +31,7 @@ from shadowgate.settings import Settings, Tenant
 from shadowgate.traffic import DEMO_TENANTS, Traffic, TrafficReport
 from simulator.profile import demo_profiles
 from simulator.server import build_app as build_simulator
-from store.db import init_db, make_engine
+from store.db import open_store
 from store.queries import RouteStats, route_summary
 
 
@@ -61,15 +61,13 @@ def run(settings: Settings, *, seconds: float, concurrency: int, as_json: bool) 
         server.start()
         settings = settings.model_copy(update={"redis_url": server.url})
     try:
-        with asyncio.Runner(loop_factory=new_event_loop) as runner:
-            engine = make_engine(settings.database_url)
-            init_db(engine)
-            try:
-                summary = runner.run(
-                    _demo(settings, engine, seconds=seconds, concurrency=concurrency, quiet=as_json)
-                )
-            finally:
-                engine.dispose()
+        with (
+            asyncio.Runner(loop_factory=new_event_loop) as runner,
+            open_store(settings.database_url) as engine,
+        ):
+            summary = runner.run(
+                _demo(settings, engine, seconds=seconds, concurrency=concurrency, quiet=as_json)
+            )
     finally:
         if server is not None:
             server.stop()

@@ -26,3 +26,8 @@ def parse_when(text: str, *, now: float | None = None) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)
+
+
+def parse_moment(text: str | None) -> datetime | None:
+    """`parse_when` as an aware UTC datetime, or None for no text."""
+    return None if text is None else datetime.fromtimestamp(parse_when(text) / 1000, tz=UTC)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,17 @@ def init_db(engine: Engine) -> None:
     import store.verdicts  # noqa: F401
 
     SQLModel.metadata.create_all(engine)
+
+
+@contextmanager
+def open_store(url: str) -> Iterator[Engine]:
+    """An engine with every table created, disposed of on the way out: what each command needs."""
+    engine = make_engine(url)
+    try:
+        init_db(engine)
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def session(engine: Engine) -> Session:

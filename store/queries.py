@@ -104,9 +104,11 @@ def route_summary(
         select(
             *groups,
             func.count().label("pairs"),
-            func.count().filter(_failed("primary")).label("primary_errors"),
-            func.count().filter(_failed("candidate")).label("candidate_errors"),
-            func.count().filter(and_(PAIRS.c.has_secondary, _failed("secondary"))).label("secondary_errors"),
+            func.count().filter(failed_side("primary")).label("primary_errors"),
+            func.count().filter(failed_side("candidate")).label("candidate_errors"),
+            func.count()
+            .filter(and_(PAIRS.c.has_secondary, failed_side("secondary")))
+            .label("secondary_errors"),
         )
         .where(*pair_where)
         .group_by(*groups)
@@ -298,7 +300,8 @@ def window_filters(
     return where
 
 
-def _failed(side: str) -> ColumnElement[bool]:
+def failed_side(side: str) -> ColumnElement[bool]:
+    """The store's notion of a failed side: an error class, no status, or a 5xx."""
     status = PAIRS.c[f"{side}_status"]
     return or_(PAIRS.c[f"{side}_error"].is_not(None), status.is_(None), status >= 500)
 

@@ -1,0 +1,68 @@
+"""The store's commands: `shadowgate export` (scored pairs) and `shadowgate audit verify|export`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal, TextIO, cast
+
+from shadowgate.settings import Settings
+from shadowgate.when import parse_moment
+from store import audit
+from store.db import open_store
+from store.export import export
+
+Format = Literal["jsonl", "csv"]
+
+
+@contextmanager
+def _writing(output: Path | None) -> Iterator[TextIO]:
+    """The file to write, or standard output when none is named."""
+    if output is None:
+        yield sys.stdout
+        return
+    with output.open("w", encoding="utf-8", newline="") as out:
+        yield out
+
+
+def export_main(
+    settings: Settings,
+    *,
+    fmt: str,
+    output: Path | None,
+    tenant: str | None,
+    route: str | None,
+    since: str | None,
+    until: str | None,
+    replay: str | None,
+) -> int:
+    with open_store(settings.database_url) as engine, _writing(output) as out:
+        n = export(
+            engine,
+            out,
+            cast(Format, fmt),
+            tenant=tenant,
+            route=route,
+            since=parse_moment(since),
+            until=parse_moment(until),
+            replay=replay,
+        )
+    print(f"shadowgate: exported {n} scored pairs", file=sys.stderr)
+    return 0
+
+
+def audit_main(settings: Settings, action: str, *, fmt: str, output: Path | None) -> int:
+    with open_store(settings.database_url) as engine:
+        if action == "verify":
+            result = audit.verify(engine)
+            if result.ok:
+                print(f"audit chain intact: {result.entries} entries")
+                return 0
+            print(f"audit chain broken at entry {result.first_bad}: {result.problem}", file=sys.stderr)
+            return 1
+        with _writing(output) as out:
+            n = audit.export(engine, out, cast(Format, fmt))
+    print(f"shadowgate: exported {n} audit entries", file=sys.stderr)
+    return 0
