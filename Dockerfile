@@ -1,5 +1,13 @@
-# One image for every shadowgate command (tap, simulate, and later dispatch, worker, dashboard).
+# One image for every shadowgate command: tap, dispatch, worker, dashboard, gate, simulate.
 FROM python:3.11-slim
+
+# torch first and pinned, as scripts/setup.sh does. The default index gives PyPI's build (with CUDA, for
+# workers on a GPU); for a smaller CPU-only image build with
+#   --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG TORCH=torch==2.13.0
+ARG TORCH_INDEX_URL=
+RUN pip install --no-cache-dir ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "$TORCH"
+
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY shadowgate ./shadowgate
@@ -9,6 +17,13 @@ COPY comparators ./comparators
 COPY store ./store
 COPY gate ./gate
 COPY dashboard ./dashboard
-RUN pip install --no-cache-dir .
-USER nobody
+RUN pip install --no-cache-dir . \
+    && useradd --system --uid 10001 --home-dir /var/lib/shadowgate shadowgate \
+    && mkdir -p /var/lib/shadowgate /etc/shadowgate \
+    && chown shadowgate /var/lib/shadowgate
+
+# Named volumes mounted here start with this owner, so the services can write their data.
+USER shadowgate
+ENV SHADOWGATE_DATA_DIR=/var/lib/shadowgate
+EXPOSE 8080 8501
 ENTRYPOINT ["shadowgate"]

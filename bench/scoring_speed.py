@@ -39,10 +39,10 @@ from simulator.text import chat_answer, soap_note, transcript  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 
 
-def chat_text(rng: random.Random, words: int) -> str:
+def chat_text(rng: random.Random, words: int, ms_share: float = 0.4) -> str:
     parts: list[str] = []
     while sum(len(p.split()) for p in parts) < words:
-        lang = "ms" if rng.random() < 0.4 else "en"
+        lang = "ms" if rng.random() < ms_share else "en"
         parts.append(soap_note(rng, lang) if rng.random() < 0.5 else chat_answer(rng, lang))
     return " ".join(" ".join(parts).split()[:words])
 
@@ -72,12 +72,12 @@ def chat_body(text: str, model: str) -> bytes:
     ).encode()
 
 
-def make_pairs(kind: str, n: int, seed: int) -> list[tuple[str, Exchange, Bodies]]:
+def make_pairs(kind: str, n: int, seed: int, ms_share: float = 0.4) -> list[tuple[str, Exchange, Bodies]]:
     rng = random.Random(seed)
     out = []
     for i in range(n):
         if kind == "chat":
-            text = chat_text(rng, 150)
+            text = chat_text(rng, 150, ms_share)
             other = apply_drift(text, random.Random(i), substitution=0.05, numbers=0.1, negation=0.05)
             route, prefix = "chat", "/v1/chat/completions"
             primary, candidate = chat_body(text, "gpt-4o-mini"), chat_body(other, "llama-3.1-70b")
@@ -101,6 +101,10 @@ def make_pairs(kind: str, n: int, seed: int) -> list[tuple[str, Exchange, Bodies
         )
         out.append((f"{i}-0", x, Bodies(b"{}", primary, candidate, b"")))
     return out
+
+
+def chat_answer_of(bodies: Bodies) -> str:
+    return str(json.loads(bodies.primary)["choices"][0]["message"]["content"])
 
 
 def score_all(pairs: list[tuple[str, Exchange, Bodies]], embedder: Embedder, batch: int) -> float:
@@ -235,11 +239,10 @@ def main() -> None:
     }
     chat = make_pairs("chat", n_chat, seed=1)
     audio = make_pairs("audio", n_audio, seed=2)
-    words = statistics.mean(
-        len(json.loads(b.primary)["choices"][0]["message"]["content"].split()) for _, _, b in chat
-    )
+    words = statistics.mean(len(chat_answer_of(b).split()) for _, _, b in chat)
     audio_words = statistics.mean(len(json.loads(b.primary)["text"].split()) for _, _, b in audio)
     results["chat_words"] = round(words)
+    chat_en = make_pairs("chat", n_chat, seed=1, ms_share=0.0)
     results["transcript_words"] = round(audio_words)
     results["chat"] = {}
     for precision in ("fp32", "bf16"):
@@ -250,6 +253,17 @@ def main() -> None:
             for b in batches
         }
         print(precision, results["chat"][precision], flush=True)
+    # English only: the "chat-sized pair" (Malay takes ~1.5x the tokens for the same words).
+    results["chat_en_bf16"] = {
+        str(b): round(statistics.median(score_all(chat_en, embedder, b) for _ in range(2)), 1)
+        for b in batches
+    }
+    print("bf16 English only", results["chat_en_bf16"], flush=True)
+    results["tokens_per_text"] = {
+        "mixed": round(statistics.mean(embedder.count_tokens(chat_answer_of(b)) for _, _, b in chat)),
+        "english": round(statistics.mean(embedder.count_tokens(chat_answer_of(b)) for _, _, b in chat_en)),
+        "window": embedder.window,
+    }
     auto = Embedder()
     results["auto_precision"] = auto.precision
     results["transcripts_per_s"] = round(score_all(audio, auto, 8), 2)
@@ -280,6 +294,14 @@ def main() -> None:
     ]
     for precision, row in results["chat"].items():
         lines.append(f"| {precision} | " + " | ".join(str(row[str(b)]) for b in batches) + " |")
+    row = results["chat_en_bf16"]
+    lines.append("| bf16, English only | " + " | ".join(str(row[str(b)]) for b in batches) + " |")
+    tok = results["tokens_per_text"]
+    lines += [
+        "",
+        f"Tokens per answer: {tok['mixed']} (EN/MS mix), {tok['english']} (English only); the model's "
+        f"window is {tok['window']}, so a longer answer is embedded as two chunks, not truncated.",
+    ]
     lines += [
         "",
         "Target: ≥ 50 chat pairs/s on this 2-core machine. "

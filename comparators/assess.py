@@ -36,13 +36,19 @@ class Bodies:
     secondary: bytes
 
 
-def prepare(key: str, exchange: Exchange, bodies: Bodies) -> Prepared:
+def prepare(
+    key: str, exchange: Exchange, bodies: Bodies, clean: Callable[[Side], Side] | None = None
+) -> Prepared:
+    """Extract the sides and run the pure scorers; `clean` (the worker's redaction) is applied to each
+    side before any scorer sees it, so scores, findings and stored texts all derive from the same text."""
     route = exchange.route
     sides = {"primary": side_from(exchange.primary, bodies.primary, route, bodies.request)}
     if exchange.candidate is not None:
         sides["candidate"] = side_from(exchange.candidate, bodies.candidate, route, bodies.request)
     if exchange.secondary is not None:
         sides["secondary"] = side_from(exchange.secondary, bodies.secondary, route, bodies.request)
+    if clean is not None:
+        sides = {role: clean(side) for role, side in sides.items()}
     results: dict[str, Result] = {
         role: score(Comparison(route=route, primary=sides["primary"], other=sides[role], role=role))
         for role in ("candidate", "secondary")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -14,20 +16,27 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from comparators.assess import Bodies, Prepared, add_similarity, prepare, scored
 from comparators.embedder import Embedder
+from comparators.scoring import Side
 from mirror.attribution import sampled_for
 from mirror.blobs import BlobStore, body_bytes
 from mirror.consumer import Entry, GroupConsumer, run_until_signalled, sleep_or, stats_dict
 from mirror.consumer import check_main as heartbeat_check
 from mirror.exchange import Exchange, MalformedEntry, decode_entry
 from mirror.streams import Streams, redis_client
+from shadowgate.crypto import CryptoError, cipher_from
+from shadowgate.redact import Kind, Redactor
 from shadowgate.settings import Settings
 from store.records import ScoredPair
 from store.writes import count_unscored, save_scored
 
 log = logging.getLogger("shadowgate.worker")
+
+_STORE_BACKOFF_MIN_S = 0.5
+_STORE_BACKOFF_MAX_S = 5.0
 
 
 @dataclass
@@ -36,6 +45,7 @@ class WorkerStats:
     scored: int = 0
     unscored: int = 0  # sampled out while behind: counted in the store, never silently dropped
     failed_batches: int = 0
+    store_waits: int = 0  # retries of a scored batch while the database was unreachable
     reclaimed: int = 0
     dead: int = 0
     lag: int = 0
@@ -81,8 +91,12 @@ class ScoringWorker:
             maxlen=settings.limits.stream_maxlen,
         )
         self.consumer = self._consumer.consumer
-        self._blobs = BlobStore(settings.blob_path)
+        # Pairs, blobs and stored payloads are sealed with the same keys (docs/SECURITY.md).
+        self._cipher = cipher_from(settings.encryption)
+        self._blobs = BlobStore(settings.blob_path, self._cipher)
+        self._redact = settings.redact
         self.stats = WorkerStats()
+        self._stop = asyncio.Event()  # run() replaces it with the caller's
 
     @property
     def embedder(self) -> Embedder:
@@ -93,6 +107,7 @@ class ScoringWorker:
         return self._embedder
 
     async def run(self, stop: asyncio.Event, *, burst: bool = False) -> WorkerStats:
+        self._stop = stop
         await self._consumer.ensure_group()
         heartbeat = asyncio.create_task(
             self._consumer.heartbeat(stop, self._w.heartbeat_s, self.stats.as_dict), name="worker-heartbeat"
@@ -127,25 +142,76 @@ class ScoringWorker:
         good: list[tuple[bytes, Exchange]] = []
         for entry_id, fields in batch:
             try:
-                good.append((entry_id, decode_entry(fields)))
+                good.append((entry_id, decode_entry(fields, self._cipher)))
             except MalformedEntry as exc:
                 await self._consumer.dead_letter(entry_id, fields, str(exc))
+            except CryptoError as exc:  # this process lacks the pair's key: it stays pending, unread
+                log.error("pair entry %s not scored: %s", entry_id.decode(), exc)
         self.stats.dead = self._consumer.dead
         if not good:
             return
         to_score, skipped = await self._sample(good)
-        try:
-            items = await self._score(to_score)
-            await asyncio.to_thread(self._store, items, skipped)
-        except Exception:  # the batch stays pending: retried, then reclaimed, then dead-lettered
-            self.stats.failed_batches += 1
-            log.exception("batch of %d pairs not stored; left pending for a retry", len(good))
+        if await self._done(to_score, skipped, [entry_id for entry_id, _ in good]):
             return
-        await self._consumer.ack(*(entry_id for entry_id, _ in good))
+        if self._stop.is_set() or len(to_score) < 2:
+            return  # what failed stays pending: retried, then reclaimed, then dead-lettered
+        # One poison pair must not hold its batch-mates back (they would be retried, reclaimed and
+        # dead-lettered with it): each on its own, and only what fails again stays pending.
+        kept = {entry_id for entry_id, _ in to_score}
+        for entry in to_score:
+            await self._done([entry], [], [entry[0]])
+        if skipped:
+            await self._done([], skipped, [entry_id for entry_id, _ in good if entry_id not in kept])
+
+    async def _done(
+        self, entries: list[tuple[bytes, Exchange]], skipped: list[Exchange], ids: list[bytes]
+    ) -> bool:
+        """Score, store and acknowledge; False (nothing acknowledged) if any of it failed."""
+        try:
+            items = await self._score(entries)
+        except Exception:  # left pending: retried, then reclaimed, then dead-lettered
+            self.stats.failed_batches += 1
+            log.exception("batch of %d pairs not scored; left pending for a retry", len(entries))
+            return False
+        if not await self._store_held(items, skipped, ids):
+            return False
+        await self._consumer.ack(*ids)
         self.stats.scored += len(items)
         self.stats.unscored += len(skipped)
         for item in items:
             self.stats.by_route[item.route] += 1
+        return True
+
+    async def _store_held(self, items: list[ScoredPair], skipped: list[Exchange], ids: list[bytes]) -> bool:
+        """Store a scored batch. While the database is unreachable, hold the batch, unacknowledged and
+        kept ours (no delivery counted, so no reclaim or dead letter), and retry until it is back or we
+        are stopped: an outage of the store must not send good pairs to the dead-letter stream."""
+        backoff = _STORE_BACKOFF_MIN_S
+        while True:
+            try:
+                await asyncio.to_thread(self._store, items, skipped)
+            except (OperationalError, InterfaceError) as exc:
+                self.stats.store_waits += 1
+                log.warning(
+                    "store unavailable (%s); holding %d pairs, retrying in %.1f s",
+                    type(exc).__name__,
+                    len(ids),
+                    backoff,
+                )
+                if self._stop.is_set():
+                    return False  # still pending: the next worker reclaims it
+                with contextlib.suppress(RedisError, OSError):
+                    await self._consumer.touch(*ids)
+                await sleep_or(self._stop, backoff)
+                if self._stop.is_set():
+                    return False
+                backoff = min(backoff * 2, _STORE_BACKOFF_MAX_S)
+            except Exception:  # the batch stays pending: retried, then reclaimed, then dead-lettered
+                self.stats.failed_batches += 1
+                log.exception("batch of %d pairs not stored; left pending for a retry", len(ids))
+                return False
+            else:
+                return True
 
     async def _sample(
         self, good: list[tuple[bytes, Exchange]]
@@ -171,7 +237,7 @@ class ScoringWorker:
         embedder = self.embedder if loaded else None
 
         def work() -> list[ScoredPair]:
-            prepared: list[tuple[Prepared, Bodies]] = [(prepare(k, x, b), b) for k, x, b in loaded]
+            prepared = [_prepare(k, x, b, self._redact) for k, x, b in loaded]
             if embedder is not None:
                 add_similarity(
                     [p for p, _ in prepared], embedder.encode, embedder.count_tokens, embedder.window
@@ -190,12 +256,26 @@ class ScoringWorker:
         )
 
     def _store(self, items: list[ScoredPair], skipped: list[Exchange]) -> None:
-        save_scored(self._engine, items)
+        save_scored(self._engine, items, self._cipher)
         counts: collections.Counter[tuple[str, str, int]] = collections.Counter(
             (x.tenant, x.route, int(x.captured_at // 3600)) for x in skipped
         )
         for (tenant, route, hour), n in counts.items():
             count_unscored(self._engine, tenant, route, _hour(hour), n)
+
+
+def _prepare(key: str, x: Exchange, bodies: Bodies, redact: Sequence[Kind]) -> tuple[Prepared, Bodies]:
+    """Sides extracted and scored; with `redact`, the identifiers in the request and in every side are
+    replaced first, by one redactor, so both sides get the same placeholders for the same values."""
+    if not redact:
+        return prepare(key, x, bodies), bodies
+    redactor = Redactor(redact)
+    bodies = dataclasses.replace(bodies, request=redactor.bytes(bodies.request))
+
+    def clean(side: Side) -> Side:
+        return dataclasses.replace(side, text=redactor.maybe(side.text), json=redactor.value(side.json))
+
+    return prepare(key, x, bodies, clean), bodies
 
 
 def _hour(bucket: int) -> datetime:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from multidict import CIMultiDictProxy
 
+from mirror.headers import on_the_wire
 from shadowgate.settings import Route, RouteKind, Settings, Tenant
 
 _OTHER = Route(prefix="/", kind=RouteKind.OTHER, sample_rate=0.0)
@@ -42,11 +43,13 @@ class Attributor:
 
     def tenant_for(self, headers: CIMultiDictProxy[str]) -> str:
         named = headers.get(self._header)
+        if named:  # a header is anything the client sent: only what can be forwarded names a tenant
+            named = on_the_wire(named)
         if named and named in self._tenants:
             return named
         key = _api_key(headers)
         if key is not None:
-            tenant = self._by_key.get(hashlib.sha256(key.encode()).hexdigest())
+            tenant = self._by_key.get(hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest())
             if tenant is not None:
                 return tenant
         # An unknown name is kept as given (bounded) so it shows up in the captures, not silently merged.
@@ -56,7 +59,7 @@ class Attributor:
         for name in self._id_headers:
             value = headers.get(name)
             if value:
-                return value[:128]
+                return on_the_wire(value)[:128]
         return uuid.uuid4().hex
 
     def attribute(self, path: str, headers: CIMultiDictProxy[str]) -> Attribution:

@@ -15,8 +15,8 @@ from pydantic import SecretStr
 from yarl import URL
 
 from mirror.exchange import Body, RequestSide, ResponseSide, Role
-from mirror.headers import HOP_BY_HOP, REDACTED
-from mirror.sse import MalformedBody, decoded, json_model, reassemble_sse
+from mirror.headers import HOP_BY_HOP, REDACTED, one_spelling, public_query
+from mirror.sse import BodyTooLarge, MalformedBody, decoded, json_model, reassemble_sse
 
 # Error classes recorded on a side (`ResponseSide.error`); comparators and the gate count them.
 TIMEOUT = "timeout"
@@ -32,6 +32,7 @@ CONNECT_FAILURES = frozenset({CONNECT_REFUSED, CONNECT_ERROR})
 _READ_BYTES = 64 * 1024
 # Headers the dispatcher sets itself; the captured values would be wrong or secret.
 _NOT_REPLAYED = HOP_BY_HOP | {"host", "content-length"}
+CLIENT_CREDENTIALS = ("Authorization", "Proxy-Authorization", "Api-Key", "X-Api-Key", "Cookie")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +55,11 @@ class CallLimits:
 
 def shadow_headers(request: RequestSide, target: Target, limits: CallLimits) -> CIMultiDict[str]:
     """The captured request's headers for a shadow call: secrets dropped, own credentials added."""
-    headers = CIMultiDict(
+    headers = one_spelling(
         (k, v) for k, v in request.headers if v != REDACTED and k.lower() not in _NOT_REPLAYED
     )
-    for name in ("Authorization", "Api-Key", "X-Api-Key"):
+    # Whatever `secret_headers` says, a client's credentials never go beyond the primary.
+    for name in CLIENT_CREDENTIALS:
         headers.popall(name, None)
     if target.api_key is not None:
         headers["Authorization"] = f"Bearer {target.api_key.get_secret_value()}"
@@ -74,7 +76,9 @@ async def call(
 ) -> ResponseSide:
     """Send the request as the client sent it to the primary; never raises for the target's faults."""
     url = URL(
-        target.base_url.rstrip("/") + request.path + (f"?{request.query}" if request.query else ""),
+        target.base_url.rstrip("/")
+        + request.path
+        + (f"?{query}" if (query := public_query(request.query)) else ""),
         encoded=True,
     )
     started_wall = time.time()
@@ -115,6 +119,8 @@ async def call(
         error = CONNECT_REFUSED if refused else CONNECT_ERROR
     except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError, OSError):
         error = RESET
+    except aiohttp.ClientResponseError:  # what came back is not HTTP (a bad status line or header)
+        error = MALFORMED
     except aiohttp.ClientError:
         error = RESET
     total_ms = _ms(started)
@@ -149,7 +155,7 @@ def identify(side: ResponseSide, limits: CallLimits) -> ResponseSide:
     raw = side.body.data
     if raw is not None and error in (None, HTTP_4XX, HTTP_5XX):
         try:
-            body = decoded(raw, header.get("content-encoding"))
+            body = decoded(raw, header.get("content-encoding"), limits.max_body_bytes)
             if streamed:
                 assembled = reassemble_sse(body)
                 model, text = assembled.model, assembled.text
@@ -157,6 +163,8 @@ def identify(side: ResponseSide, limits: CallLimits) -> ResponseSide:
                 model = json_model(body)
                 if model is None and side.status == 200 and not _is_json(body):
                     raise MalformedBody("a JSON answer that does not parse")
+        except BodyTooLarge:  # a small compressed answer that inflates past the body limit
+            error = error or TOO_LARGE
         except MalformedBody:
             error = error or MALFORMED
     return msgspec.structs.replace(

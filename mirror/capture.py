@@ -15,6 +15,7 @@ from mirror.blobs import BlobStore, offload_bodies
 from mirror.exchange import Exchange, encode_entry
 from mirror.metrics import TapMetrics
 from mirror.streams import Streams
+from shadowgate.crypto import Cipher
 from shadowgate.settings import Limits
 
 log = logging.getLogger("shadowgate.capture")
@@ -43,8 +44,10 @@ class CaptureWriter:
         limits: Limits,
         blobs: BlobStore,
         metrics: TapMetrics,
+        cipher: Cipher | None = None,
     ) -> None:
         self._redis = redis
+        self._cipher = cipher  # seals each entry's record; the blob store seals large bodies itself
         self._stream = streams.captures
         self._limits = limits
         self._blobs = blobs
@@ -77,7 +80,7 @@ class CaptureWriter:
             item = exchange
         else:
             try:
-                item = (exchange.route, encode_entry(exchange))
+                item = (exchange.route, encode_entry(exchange, self._cipher))
             except (msgspec.EncodeError, TypeError, ValueError):
                 log.exception("cannot encode exchange %s", exchange.id)
                 self.drop("encode_error")
@@ -117,7 +120,7 @@ class CaptureWriter:
             exchange = item
             try:
                 stored = await offload_bodies(exchange, self._blobs, self._limits.inline_body_bytes)
-                entries.append((stored.route, encode_entry(stored)))
+                entries.append((stored.route, encode_entry(stored, self._cipher)))
             except OSError:
                 log.warning("blob store write failed for exchange %s", exchange.id)
                 self.drop("blob_error")
@@ -156,4 +159,6 @@ class CaptureWriter:
 
 
 def _largest_body(exchange: Exchange) -> int:
-    return max(exchange.request.body.size, exchange.primary.body.size)
+    # A cutover capture also carries the candidate's answer (mirror/cutover.py).
+    candidate = exchange.candidate.body.size if exchange.candidate is not None else 0
+    return max(exchange.request.body.size, exchange.primary.body.size, candidate)

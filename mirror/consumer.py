@@ -25,6 +25,13 @@ from shadowgate.runtime import new_event_loop
 log = logging.getLogger("shadowgate.consumer")
 
 Entry = tuple[bytes, dict[bytes, bytes]]
+
+# Acknowledge and dead-letter at once, and only what is still pending (like dispatch's pair-and-ack).
+_DEAD_LETTER = """
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4))
+return 1
+"""
 T = TypeVar("T")
 
 
@@ -57,6 +64,7 @@ class GroupConsumer:
         self._max_deliveries = max_deliveries
         self._idle_ms = int(reclaim_idle_s * 1000)
         self._maxlen = maxlen
+        self._dead_letter_script = redis.register_script(_DEAD_LETTER)
         self.dead = 0
 
     async def ensure_group(self) -> None:
@@ -102,23 +110,32 @@ class GroupConsumer:
                 return taken
 
     async def dead_letter(self, entry_id: bytes, fields: dict[bytes, bytes], reason: str) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(
-                self._dead_letter,
-                {
-                    "reason": reason,
-                    "stream": self.stream,
-                    "entry": entry_id,
-                    "consumer": self.consumer,
-                    **{k.decode(errors="replace"): v for k, v in fields.items() if k != b"reason"},
-                },
-                maxlen=self._maxlen,
-                approximate=True,
-            )
-            pipe.xack(self.stream, self.group, entry_id)
-            await pipe.execute()
+        """Acknowledge the entry and copy it, with why, to the dead-letter stream — in one step, and only
+        if it was still pending: one that its worker finished meanwhile is not dead."""
+        meta: dict[str, bytes | str] = {
+            "reason": reason,
+            "stream": self.stream,
+            "entry": entry_id,
+            "consumer": self.consumer,
+        }
+        # The entry's own fields, less any that would pass for ours (a malformed entry can hold anything).
+        flat: list[bytes | str | int] = [self.group, entry_id, self._maxlen]
+        for key, value in meta.items():
+            flat += (key, value)
+        for name, data in fields.items():
+            if name.decode(errors="replace") not in meta:
+                flat += (name, data)
+        moved = await self._dead_letter_script(keys=[self.stream, self._dead_letter], args=flat)
+        if not moved:
+            return
         self.dead += 1
         log.warning("entry %s of %s dead-lettered: %s", entry_id.decode(), self.stream, reason)
+
+    async def touch(self, *entry_ids: bytes) -> None:
+        """Keep entries this consumer still works on from looking abandoned: their idle time is reset
+        (XCLAIM JUSTID, which counts no delivery), so no other consumer reclaims them meanwhile."""
+        if entry_ids:
+            await self.redis.xclaim(self.stream, self.group, self.consumer, 0, list(entry_ids), justid=True)
 
     async def ack(self, *entry_ids: bytes) -> None:
         if entry_ids:

@@ -21,11 +21,16 @@ from mirror.candidate import CONNECT_FAILURES, CallLimits, Target, call, identif
 from mirror.consumer import Entry, GroupConsumer, any_heartbeat, run_until_signalled, sleep_or, stats_dict
 from mirror.consumer import check_main as heartbeat_check
 from mirror.exchange import Exchange, MalformedEntry, decode_entry, encode_entry
+from mirror.modes import ModeStore
 from mirror.pacing import Pacer
 from mirror.streams import Streams, redis_client
+from shadowgate.crypto import CryptoError, cipher_from
 from shadowgate.settings import Route, Settings
 
 log = logging.getLogger("shadowgate.dispatch")
+
+# The longest a dispatcher waits to reproduce production's spacing: quieter gaps in a backlog shrink to it.
+_MAX_PACING_WAIT_S = 10.0
 
 # Acknowledge the capture and write its pair in one step, and only if this consumer is the one
 # that acknowledges it: a pair is never lost between the two writes, and never written twice.
@@ -46,6 +51,7 @@ class DispatchStats:
     reclaimed: int = 0
     failed: int = 0  # processing failed; left pending for a retry
     secondary: int = 0
+    primary_shadow: int = 0  # cutover captures whose primary side was asked for by dispatch
     candidate_errors: collections.Counter[str] = field(default_factory=collections.Counter)
 
     def line(self) -> str:
@@ -108,19 +114,26 @@ class Dispatcher:
             maxlen=settings.limits.stream_maxlen,
         )
         self.consumer = self._consumer.consumer
-        self._blobs = BlobStore(settings.blob_path)
+        # Captures and pairs are sealed with the same keys; the blob store seals large bodies itself.
+        self.cipher = cipher_from(settings.encryption)
+        self._blobs = BlobStore(settings.blob_path, self.cipher)
         self._limits = call_limits(settings)
+        self._fixed_target = candidate is not None
         self._candidate = candidate or Target(
             "candidate", str(settings.candidate_url), settings.candidate_api_key
         )
         secondary_url = settings.secondary_url or settings.primary_url
         self._secondary = Target("secondary", str(secondary_url), settings.secondary_api_key)
+        # Shadow calls to the primary for cutover captures the candidate served (own key, not the client's).
+        self._primary = Target("primary", str(settings.primary_url), settings.cutover.primary_api_key)
         self._routes: dict[str, Route] = {r.prefix: r for r in settings.routes}
         self._breaker = Breaker(
             self._d.breaker_failures, self._d.breaker_cooldown_s, self._d.breaker_max_cooldown_s
         )
         self._script = redis.register_script(_PAIR_AND_ACK)
-        self._pacer = Pacer(reanchor_after_s=1.0)
+        self._modes = ModeStore(redis, settings.stream_prefix)
+        # Waits are bounded: a capture stamped far ahead (a tap's clock, a bogus entry) stalls nothing.
+        self._pacer = Pacer(reanchor_after_s=1.0, max_delay_s=_MAX_PACING_WAIT_S)
         self._in_flight: dict[bytes, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(self._d.concurrency)
         self.stats = DispatchStats()
@@ -135,13 +148,25 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event, *, burst: bool = False, grace_s: float = 10.0) -> DispatchStats:
         """Dispatch until `stop` is set (or, with `burst`, until nothing is pending); then drain."""
         await self.ensure_group()
+        # Its own event, set on the way out: a cancel that lands while redis-py is still connecting can be
+        # swallowed, and a heartbeat waiting only on `stop` would then beat forever after a burst.
+        beat_stop = asyncio.Event()
         heartbeat = asyncio.create_task(
-            self._consumer.heartbeat(stop, self._d.heartbeat_s, self._beat), name="dispatch-heartbeat"
+            self._consumer.heartbeat(beat_stop, self._d.heartbeat_s, self._beat), name="dispatch-heartbeat"
         )
-        next_reclaim = 0.0
+        next_reclaim = next_kill_check = 0.0
+        killed = False
         try:
             while not stop.is_set():
                 try:
+                    if time.monotonic() >= next_kill_check:
+                        killed = await self._modes.killed()
+                        next_kill_check = time.monotonic() + 1.0
+                    if killed:  # the kill switch (docs/CUTOVER.md): nothing more goes to the candidate
+                        if burst:
+                            break
+                        await sleep_or(stop, 0.5)
+                        continue
                     if time.monotonic() >= next_reclaim:
                         for entry in await self._consumer.reclaim(busy=self._in_flight.__contains__):
                             self.stats.reclaimed += 1
@@ -172,7 +197,9 @@ class Dispatcher:
                     await sleep_or(stop, 1.0)
         finally:
             await self._drain(grace_s)
-            heartbeat.cancel()
+            beat_stop.set()  # it deletes its key and ends; cancelled only if Redis holds it up
+            if not (await asyncio.wait({heartbeat}, timeout=2.0))[0]:
+                heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
         log.info("dispatch %s stopped: %s", self.consumer, self.stats.line())
         return self.stats
@@ -191,9 +218,13 @@ class Dispatcher:
     async def _handle(self, entry: Entry) -> None:
         entry_id, fields = entry
         try:
-            exchange = decode_entry(fields)
+            exchange = decode_entry(fields, self.cipher)
         except MalformedEntry as exc:
             await self._dead_letter(entry_id, fields, str(exc))
+            return
+        except CryptoError as exc:  # this process lacks the entry's key: it stays pending, unread
+            self.stats.failed += 1
+            log.error("capture %s (entry %s) not paired: %s", _id(fields), entry_id.decode(), exc)
             return
         try:
             if time.time() - exchange.captured_at > self._d.max_age_s:
@@ -204,7 +235,12 @@ class Dispatcher:
                 pair = await self.pair(exchange)
             written = await self._script(
                 keys=[self._streams.captures, self._streams.pairs],
-                args=[self._group, entry_id, self._settings.limits.stream_maxlen, *_flat(encode_entry(pair))],
+                args=[
+                    self._group,
+                    entry_id,
+                    self._settings.limits.stream_maxlen,
+                    *_flat(encode_entry(pair, self.cipher)),
+                ],
             )
         except asyncio.CancelledError:
             raise
@@ -224,25 +260,41 @@ class Dispatcher:
         body = await body_bytes(exchange.request.body, self._blobs)
         route = self._routes.get(exchange.route_prefix)
         second = route is not None and sampled_for(f"{exchange.id}:secondary", route.secondary_rate)
-        target = candidate or self._candidate
-        calls = [call(self._session, target, exchange.request, body, self._limits)]
+        # A cutover capture (docs/CUTOVER.md) already holds the candidate's live side: the answer it
+        # served, or its failed attempt before the primary answered. One the candidate served gets the
+        # primary as its shadow, so every pair still compares primary with candidate.
+        # Replay (a target given here or to the constructor) asks the candidate afresh every time.
+        live = exchange.candidate if candidate is None and not self._fixed_target else None
+        shadow_primary = exchange.served_by == "candidate"
+        calls = []
+        if live is None:
+            target = candidate or self._candidate
+            calls.append(call(self._session, target, exchange.request, body, self._limits))
+        if shadow_primary:
+            calls.append(call(self._session, self._primary, exchange.request, body, self._limits))
         if second:
             calls.append(call(self._session, self._secondary, exchange.request, body, self._limits))
-        sides = await asyncio.gather(*calls)
-        cand = sides[0]
-        if cand.error in CONNECT_FAILURES:
-            self._breaker.connect_failure()
+        sides = iter(await asyncio.gather(*calls))
+        if live is None:
+            cand = next(sides)
+            if cand.error in CONNECT_FAILURES:
+                self._breaker.connect_failure()
+            else:
+                self._breaker.success()
         else:
-            self._breaker.success()
+            cand = identify(live, self._limits)
+        primary = next(sides) if shadow_primary else identify(exchange.primary, self._limits)
         if cand.error:
             self.stats.candidate_errors[cand.error] += 1
+        if shadow_primary:
+            self.stats.primary_shadow += 1
         if second:
             self.stats.secondary += 1
         pair = msgspec.structs.replace(
             exchange,
-            primary=identify(exchange.primary, self._limits),
+            primary=primary,
             candidate=cand,
-            secondary=sides[1] if second else None,
+            secondary=next(sides) if second else None,
             paired_at=time.time(),
         )
         return await offload_bodies(pair, self._blobs, self._settings.limits.inline_body_bytes)

@@ -7,6 +7,8 @@ from typing import Literal
 
 import msgspec
 
+from shadowgate.crypto import Cipher, Undecryptable, place, sealed, unseal
+
 SCHEMA_VERSION = 1
 
 Headers = list[tuple[str, str]]
@@ -14,7 +16,8 @@ Role = Literal["primary", "candidate", "secondary"]
 
 
 class Body(msgspec.Struct, frozen=True, omit_defaults=True):
-    """A payload: inline bytes, or a reference to the blob store (`sha256:<hex>`), never both."""
+    """A payload: inline bytes, or a reference to the blob store (`sha256:<hex>`; `hmac-sha256:<hex>`
+    when sealed), never both."""
 
     size: int
     data: bytes | None = None
@@ -67,6 +70,11 @@ class Exchange(msgspec.Struct, frozen=True, omit_defaults=True):
     # Set on pairs made by `shadowgate replay`: the run's id, so they never mix with live pairs.
     replay: str | None = None
     paired_at: float | None = None
+    # Cutover (docs/CUTOVER.md): the side whose answer the user got, and why the candidate's attempt
+    # was given up for the primary's (an error class). A capture served by the candidate carries its
+    # side in `candidate` and a `pending` primary, which dispatch fills in with a shadow call.
+    served_by: Role = "primary"
+    fallback: str | None = None
     v: int = SCHEMA_VERSION
 
 
@@ -78,22 +86,31 @@ class MalformedEntry(ValueError):
     """A stream entry that no version of the codec can read; it belongs in the dead-letter stream."""
 
 
-def encode_entry(exchange: Exchange) -> dict[str, bytes | str | int]:
-    """Stream entry fields: a few in clear for filtering and replay, the record itself as MessagePack."""
+def encode_entry(exchange: Exchange, cipher: Cipher | None = None) -> dict[str, bytes | str | int]:
+    """Stream entry fields: a few in clear for filtering and replay, the record itself as MessagePack —
+    sealed (AES-GCM, bound to the clear fields) when a cipher is given."""
+    ts = int(exchange.captured_at * 1000)
+    data = _encoder.encode(exchange)
+    if cipher is not None:
+        data = cipher.seal(
+            data, _place(exchange.v, exchange.id, exchange.tenant, exchange.route, ts, exchange.replay)
+        )
     fields: dict[str, bytes | str | int] = {
         "v": exchange.v,
         "id": exchange.id,
         "tenant": exchange.tenant,
         "route": exchange.route,
-        "ts": int(exchange.captured_at * 1000),
-        "data": _encoder.encode(exchange),
+        "ts": ts,
+        "data": data,
     }
     if exchange.replay is not None:
         fields["replay"] = exchange.replay
     return fields
 
 
-def decode_entry(fields: dict[bytes, bytes]) -> Exchange:
+def decode_entry(fields: dict[bytes, bytes], cipher: Cipher | None = None) -> Exchange:
+    """The entry's Exchange. Sealed data needs the cipher: MissingKey (a CryptoError, not a
+    MalformedEntry: the entry is fine, this process lacks its key) when it has not got the key."""
     try:
         version = int(fields[b"v"])
         data = fields[b"data"]
@@ -101,10 +118,29 @@ def decode_entry(fields: dict[bytes, bytes]) -> Exchange:
         raise MalformedEntry(f"entry lacks a readable v/data field: {type(exc).__name__}") from exc
     if version != SCHEMA_VERSION:
         raise MalformedEntry(f"unsupported schema version {version}")
+    if sealed(data):
+        try:
+            where = _place(
+                version,
+                fields[b"id"].decode(),
+                fields[b"tenant"].decode(),
+                fields[b"route"].decode(),
+                int(fields[b"ts"]),
+                fields[b"replay"].decode() if b"replay" in fields else None,
+            )
+            data = unseal(cipher, data, where)
+        except (KeyError, ValueError, Undecryptable) as exc:
+            raise MalformedEntry(f"sealed exchange that does not open: {exc}") from exc
     try:
         return _decoder.decode(data)
     except msgspec.DecodeError as exc:
         raise MalformedEntry(f"undecodable exchange: {exc}") from exc
+
+
+def _place(v: int, id: str, tenant: str, route: str, ts: int, replay: str | None) -> bytes:
+    # The entry's clear fields: a sealed record moved to another entry, or an entry whose tenant,
+    # route, time or replay tag was edited in clear, no longer opens.
+    return place("entry", v, id, tenant, route, ts, replay, "data")
 
 
 def now() -> float:

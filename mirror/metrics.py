@@ -1,4 +1,4 @@
-"""Prometheus metrics of the tap: requests, captures, drops by reason, queue depth, primary latency."""
+"""Prometheus metrics of the tap: requests, captures, drops by reason, queue depth, latency, cutover."""
 
 from __future__ import annotations
 
@@ -71,6 +71,32 @@ class TapMetrics:
             "Time from forwarding a request to the last byte of the primary's response.",
             ["route"],
             buckets=_LATENCY_BUCKETS,
+            registry=reg,
+        )
+        # Cutover (docs/CUTOVER.md): who answered, the fallbacks to the primary, automatic rollbacks.
+        self.cutover_served = Counter(
+            "shadowgate_tap_cutover_served",
+            "Requests of a tenant x route in cutover, by route kind and the side that answered.",
+            ["route", "served_by"],
+            registry=reg,
+        )
+        self.fallbacks = Counter(
+            "shadowgate_tap_fallbacks",
+            "Cutover requests the candidate did not answer, served by the primary instead, by reason.",
+            ["route", "reason"],
+            registry=reg,
+        )
+        self.candidate_seconds = Histogram(
+            "shadowgate_tap_candidate_seconds",
+            "Time from forwarding a cutover request to the last byte of the candidate's response.",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.rollbacks = Counter(
+            "shadowgate_tap_auto_rollbacks",
+            "Tenant x routes this process sent back from cutover to mirror by itself, by route kind.",
+            ["route"],
             registry=reg,
         )
         self._children: dict[tuple[str, str], Counter] = {}

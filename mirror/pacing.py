@@ -11,7 +11,9 @@ class Pacer:
 
     With `rate`, events go out 1/rate apart. Otherwise the first event anchors the schedule and each
     later one is due `(ts - first_ts) / speed` after it. A pacer that falls more than
-    `reanchor_after_s` behind starts a new schedule from now instead of catching up in a burst.
+    `reanchor_after_s` behind starts a new schedule from now instead of catching up in a burst; one
+    that would wait longer than `max_delay_s` (an event stamped far ahead of the schedule: a tap whose
+    clock jumped, or a bogus entry) starts a new schedule too, instead of stalling everything behind it.
     """
 
     def __init__(
@@ -20,6 +22,7 @@ class Pacer:
         speed: float = 1.0,
         rate: float | None = None,
         reanchor_after_s: float | None = None,
+        max_delay_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if speed <= 0:
@@ -29,6 +32,7 @@ class Pacer:
         self._speed = speed
         self._rate = rate
         self._reanchor = reanchor_after_s
+        self._max_delay = max_delay_s
         self._clock = clock
         self._anchor: tuple[float, float] | None = None  # (clock at anchor, event ts at anchor)
         self._next_at: float | None = None
@@ -44,7 +48,9 @@ class Pacer:
             return 0.0
         wall0, ts0 = self._anchor
         due = wall0 + (ts - ts0) / self._speed
-        if self._reanchor is not None and now - due > self._reanchor:
+        behind = self._reanchor is not None and now - due > self._reanchor
+        too_far = self._max_delay is not None and due - now > self._max_delay
+        if behind or too_far:
             self._anchor = (now, ts)
             return 0.0
         return max(0.0, due - now)

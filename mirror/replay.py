@@ -22,6 +22,7 @@ from mirror.dispatch import Dispatcher, candidate_session
 from mirror.exchange import MalformedEntry, decode_entry, encode_entry
 from mirror.pacing import Pacer
 from mirror.streams import Streams, redis_client
+from shadowgate.crypto import CryptoError
 from shadowgate.settings import ConfigError, Settings
 from shadowgate.when import parse_when
 
@@ -129,8 +130,8 @@ async def replay(
 
         async def one(fields: dict[bytes, bytes]) -> None:
             try:
-                exchange = decode_entry(fields)
-            except MalformedEntry:
+                exchange = decode_entry(fields, dispatcher.cipher)
+            except (MalformedEntry, CryptoError):
                 summary.malformed += 1
                 return
             try:
@@ -138,7 +139,7 @@ async def replay(
                 pair = msgspec.structs.replace(pair, replay=summary.run_id)
                 await redis.xadd(
                     streams.pairs,
-                    encode_entry(pair),  # type: ignore[arg-type]
+                    encode_entry(pair, dispatcher.cipher),  # type: ignore[arg-type]
                     maxlen=settings.limits.stream_maxlen,
                     approximate=True,
                 )

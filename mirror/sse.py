@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import zlib
 from dataclasses import dataclass
@@ -21,17 +20,42 @@ class Reassembled:
     finish_reason: str | None
 
 
-def decoded(body: bytes, content_encoding: str | None) -> bytes:
-    """The body with its Content-Encoding undone (the tap keeps bodies exactly as they travelled)."""
+class BodyTooLarge(MalformedBody):
+    """A body that decodes past the limit: a few kilobytes of gzip can inflate to gigabytes."""
+
+
+# Undoing a Content-Encoding stops here unless the caller gives a limit of its own.
+MAX_DECODED_BYTES = 64 * 1024 * 1024
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
+
+
+def decoded(body: bytes, content_encoding: str | None, limit: int = MAX_DECODED_BYTES) -> bytes:
+    """The body with its Content-Encoding undone (the tap keeps bodies exactly as they travelled),
+    never more than `limit` bytes of it: a bigger one raises BodyTooLarge, in bounded memory."""
     encoding = (content_encoding or "").strip().lower()
+    if encoding in ("gzip", "x-gzip"):
+        wbits = _GZIP_WBITS
+    elif encoding == "deflate":
+        wbits = zlib.MAX_WBITS
+    else:
+        return body
+    if not body:
+        return body
+    out = bytearray()
+    rest = body
     try:
-        if encoding in ("gzip", "x-gzip"):
-            return gzip.decompress(body)
-        if encoding == "deflate":
-            return zlib.decompress(body)
-    except (OSError, zlib.error, EOFError) as exc:
+        while True:  # gzip allows several members one after another
+            inflater = zlib.decompressobj(wbits)
+            out += inflater.decompress(rest, limit + 1 - len(out))
+            if len(out) > limit:
+                raise BodyTooLarge(f"body decodes to more than {limit} bytes")
+            if not inflater.eof:
+                raise MalformedBody(f"body is a truncated {encoding} stream")
+            rest = inflater.unused_data
+            if wbits != _GZIP_WBITS or not rest.strip(b"\0"):
+                return bytes(out)
+    except zlib.error as exc:
         raise MalformedBody(f"body does not decode as {encoding}") from exc
-    return body
 
 
 def reassemble_sse(body: bytes) -> Reassembled:

@@ -19,10 +19,14 @@ from yarl import URL
 from mirror.attribution import Attribution, Attributor
 from mirror.blobs import BlobStore
 from mirror.capture import CaptureWriter
+from mirror.cutover import CutoverPath, Fallback, with_fallback
+from mirror.cutover import running as cutover_running
 from mirror.exchange import Body, Exchange, RequestSide, ResponseSide
-from mirror.headers import client_response_headers, sanitize, upstream_request_headers
+from mirror.headers import client_response_headers, public_query, sanitize, upstream_request_headers
 from mirror.metrics import TapMetrics
+from mirror.modes import ModeWatcher
 from mirror.streams import Streams, redis_client
+from shadowgate.crypto import cipher_from
 from shadowgate.settings import Settings
 
 log = logging.getLogger("shadowgate.tap")
@@ -42,6 +46,9 @@ class TapState:
     secret_headers: frozenset[str]
     session: aiohttp.ClientSession | None = None
     capture: CaptureWriter | None = None
+    # Per tenant x route modes and the serving path of cutover (docs/CUTOVER.md); None without Redis.
+    modes: ModeWatcher | None = None
+    cutover: CutoverPath | None = None
     requests: int = 0
     primary_failures: int = 0
     _histograms: dict[str, object] = field(default_factory=dict)
@@ -83,10 +90,13 @@ def build_app(
         app.cleanup_ctx.append(_capture_writer)
         if with_dispatch:
             app.cleanup_ctx.append(_dispatcher)
+    if settings.redis_url:
+        app.cleanup_ctx.append(_cutover)
     admin = settings.admin_prefix
     app.router.add_get(f"{admin}/healthz", _healthz)
     app.router.add_get(f"{admin}/metrics", _metrics)
-    app.router.add_route("*", "/{tail:.*}", _proxy)
+    # Every path, even one whose decoded form holds a newline (`.` would not match it: a 404 of our own).
+    app.router.add_route("*", r"/{tail:[\s\S]*}", _proxy)
     return app
 
 
@@ -118,7 +128,9 @@ async def _capture_writer(app: web.Application) -> AsyncIterator[None]:
     s = state.settings
     assert s.redis_url is not None
     redis = redis_client(s.redis_url)
-    writer = CaptureWriter(redis, Streams(s.stream_prefix), s.limits, BlobStore(s.blob_path), state.metrics)
+    cipher = cipher_from(s.encryption)
+    blobs = BlobStore(s.blob_path, cipher)
+    writer = CaptureWriter(redis, Streams(s.stream_prefix), s.limits, blobs, state.metrics, cipher)
     task = asyncio.create_task(writer.run(), name="capture-writer")
     state.capture = writer
     yield
@@ -127,6 +139,13 @@ async def _capture_writer(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     await redis.aclose()
+
+
+async def _cutover(app: web.Application) -> AsyncIterator[None]:
+    state = app[STATE]
+    submit = state.capture.submit if state.capture is not None else None
+    async with cutover_running(state.settings, state.metrics, submit) as (state.modes, state.cutover):
+        yield
 
 
 async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
@@ -162,6 +181,17 @@ async def _healthz(request: web.Request) -> web.Response:
             "queue": capture.depth,
             "captured": capture.captured,
             "dropped": dict(capture.dropped),
+        }
+    if state.modes is not None and state.cutover is not None:
+        snap = state.modes.snapshot
+        body["cutover"] = {
+            "kill_switch": snap.killed,
+            "modes_version": snap.version,
+            "in_cutover": sorted(f"{t}|{r}" for t, r in snap.cutover),
+            "modes_age_s": state.modes.age_s(),
+            "mode_refresh_errors": state.modes.errors,
+            "served_by_candidate": state.cutover.served,
+            "fallbacks": dict(state.cutover.fallbacks),
         }
     return web.json_response(body)
 
@@ -199,6 +229,13 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
     limits = state.settings.limits
     attribution = state.attributor.attribute(request.path, request.headers)
     capture = attribution.sampled and state.capture is not None
+    entry = None
+    if state.modes is not None:
+        modes = state.modes.snapshot
+        if modes.killed:
+            capture = False  # the kill switch: the primary answers, nothing is captured or cut over
+        else:
+            entry = modes.cutover.get((attribution.tenant, attribution.route.kind))
     started_wall = time.time()
     started = time.perf_counter()
 
@@ -212,12 +249,31 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
             capture = False
             _drop(state, "too_large")
     else:
-        request_body = await request.read()
+        try:
+            request_body = await request.read()
+        except ConnectionResetError:
+            # The client left before its request was complete: nothing reached the primary, and
+            # nobody is there to answer (aiohttp drops the response quietly).
+            log.info("request %s: the client left mid-request", attribution.request_id)
+            return web.Response(status=400)
         if len(request_body) > _STREAM_READ_BYTES:
             # aiohttp writes a BytesIO in slices instead of one write that holds the loop.
             data = io.BytesIO(request_body)
         else:
             data = request_body if request_body or request.body_exists else None
+
+    fallback: Fallback | None = None
+    if entry is not None:
+        assert state.cutover is not None
+        if request_body is None:
+            fallback = state.cutover.not_offered(attribution)
+        else:
+            served = await state.cutover.serve(request, attribution, entry, request_body, capture=capture)
+            if not isinstance(served, Fallback):
+                return served
+            fallback = served  # the candidate failed before answering: the primary answers
+        # The primary's side is timed on its own; the candidate's attempt has its own record.
+        started_wall, started = time.time(), time.perf_counter()
 
     assert state.session is not None
     url = URL(state.primary_base + request.raw_path, encoded=True)
@@ -268,20 +324,19 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
         if request_body is not None and len(request_body) > limits.max_capture_body_bytes:
             _drop(state, "too_large")
         else:
-            state.capture.submit(
-                _exchange(
-                    state,
-                    request,
-                    attribution,
-                    request_body or b"",
-                    resp,
-                    captured or b"",
-                    started_wall=started_wall,
-                    ms=(headers_at - started, first_byte and first_byte - started, end - started),
-                    error=error,
-                    aborted=aborted,
-                )
+            exchange = _exchange(
+                state,
+                request,
+                attribution,
+                request_body or b"",
+                resp,
+                captured or b"",
+                started_wall=started_wall,
+                ms=(headers_at - started, first_byte and first_byte - started, end - started),
+                error=error,
+                aborted=aborted,
             )
+            state.capture.submit(with_fallback(exchange, fallback))
     return out
 
 
@@ -332,7 +387,10 @@ async def _relay(
         except ConnectionResetError:
             resp.close()
             return out, _bytes(copy), first_byte, None, True
-    await out.write_eof()
+    try:
+        await out.write_eof()
+    except ConnectionResetError:  # the client left just before the end of the answer
+        return out, _bytes(copy), first_byte, None, True
     return out, _bytes(copy), first_byte, None, False
 
 
@@ -386,7 +444,7 @@ def _exchange(
         request=RequestSide(
             method=request.method,
             path=request.rel_url.raw_path,
-            query=request.rel_url.raw_query_string,
+            query=public_query(request.rel_url.raw_query_string),
             headers=sanitize(request.headers.items(), secret),
             body=Body(size=len(request_body), data=request_body),
             stream=streamed,

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job on embedded defaults: install, then `shadowgate demo` (embedded Redis, simulator, tap).
+# Install, then `shadowgate demo`: the whole pipeline on embedded defaults, five planted clinics, the
+# gate's verdict for each (arguments pass through: --seconds 20, --json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -102,10 +102,43 @@ def _parser() -> argparse.ArgumentParser:
     aud_exp.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     aud_exp.add_argument("--output", type=Path, help="file to write (default: standard output)")
 
-    demo = sub.add_parser("demo", help="the whole thing on embedded defaults, with synthetic traffic")
-    demo.add_argument("--seconds", type=float, default=20.0, help="how long to drive traffic")
-    demo.add_argument("--concurrency", type=int, default=8)
-    demo.add_argument("--json", action="store_true", help="print the summary as JSON")
+    cut = sub.add_parser("cutover", help="serve a tenant from the candidate (needs a GO verdict, or --force)")
+    cut.add_argument("tenant")
+    cut.add_argument("--route", help="one route kind (default: every route the tenant has a verdict for)")
+    cut.add_argument("--by", required=True, help="who decides (their sign-in name)")
+    cut.add_argument("--reason", default="", help="why (required with --force)")
+    cut.add_argument("--force", action="store_true", help="without a current GO verdict (needs --reason)")
+    cut.add_argument("--json", action="store_true", help="the changes as JSON")
+    rol = sub.add_parser("rollback", help="send a tenant (or one route of it) back to mirror")
+    rol.add_argument("tenant")
+    rol.add_argument("--route", help="one route kind (default: every route of the tenant in cutover)")
+    rol.add_argument("--by", required=True, help="who decides")
+    rol.add_argument("--reason", required=True, help="why, in a sentence")
+    rol.add_argument("--json", action="store_true", help="the changes as JSON")
+    mod = sub.add_parser("modes", help="which tenant x routes are in cutover, and the kill switch")
+    mod.add_argument("--json", action="store_true", help="as JSON")
+    kil = sub.add_parser("kill-switch", help="all traffic to the primary: no mirroring, no cutover")
+    kil.add_argument("state", choices=("on", "off", "status"))
+    kil.add_argument("--by", default="", help="who (required for on/off)")
+    kil.add_argument("--reason", default="", help="why (required for on/off)")
+    kil.add_argument("--json", action="store_true", help="status as JSON")
+
+    demo = sub.add_parser("demo", help="the whole pipeline on embedded defaults, planted clinics, verdicts")
+    demo.add_argument("--seconds", type=float, default=60.0, help="traffic time (default 60; 20+ decides)")
+    demo.add_argument("--json", action="store_true", help="print the summary and the verdicts as JSON")
+
+    sub.add_parser("keygen", help="print a new random encryption key (base64), for encryption.keys")
+    pur = sub.add_parser("purge", help="delete clinical payloads older than the retention; metrics stay")
+    pur.add_argument(
+        "--older-than", help="an age like 30d, or an ISO 8601 moment (default: retention_days ago)"
+    )
+
+    dash = sub.add_parser("dashboard", help="serve the cutover board (Streamlit) on these settings")
+    dash.add_argument("--host", default="127.0.0.1")
+    dash.add_argument("--port", type=int, default=8501)
+    dash.add_argument(
+        "--hash-password", action="store_true", help="print a password's hash (stdin), for dashboard.users"
+    )
 
     key = sub.add_parser("hash-key", help="print the SHA-256 of an API key, for tenants.api_key_sha256")
     key.add_argument("key", nargs="?", help="the key (default: read one line from stdin)")
@@ -132,8 +165,25 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(hash_api_key(key))
         return 0
 
+    if args.command == "keygen":
+        from shadowgate.crypto import generate_key
+
+        print(generate_key())
+        return 0
+
+    if args.command == "dashboard" and args.hash_password:
+        from dashboard.serve import hash_password_main
+
+        return hash_password_main()
+
     settings = load_settings(args.config)
     setup_logging(settings.log_level)
+
+    if args.command == "purge":
+        from shadowgate.retention import run as run_purge
+
+        with _redis_for(settings) as resolved:
+            return run_purge(resolved, older_than=args.older_than)
 
     if args.command == "tap":
         from mirror.serve import run_tap
@@ -244,10 +294,33 @@ def _dispatch(args: argparse.Namespace) -> int:
             output=getattr(args, "output", None),
         )
 
+    if args.command in ("cutover", "rollback", "modes", "kill-switch"):
+        from gate.cutover import command_main
+
+        with _redis_for(settings) as resolved:
+            return command_main(
+                resolved,
+                args.command,
+                tenant=getattr(args, "tenant", None),
+                route=getattr(args, "route", None),
+                by=getattr(args, "by", ""),
+                reason=getattr(args, "reason", ""),
+                force=getattr(args, "force", False),
+                as_json=args.json,
+                switch=getattr(args, "state", None),
+            )
+
+    if args.command == "dashboard":
+        import os
+
+        from dashboard.serve import run as run_dashboard
+
+        return run_dashboard(config=args.config, host=args.host, port=args.port, environ=os.environ)
+
     if args.command == "demo":
         from shadowgate.demo import run as run_demo
 
-        return run_demo(settings, seconds=args.seconds, concurrency=args.concurrency, as_json=args.json)
+        return run_demo(settings, seconds=args.seconds, as_json=args.json, config=args.config)
 
     raise AssertionError(args.command)  # argparse only lets the commands above through
 

@@ -1,90 +1,191 @@
-"""`shadowgate demo`: embedded Redis, the simulator as primary, the tap, synthetic traffic, a summary."""
+"""`shadowgate demo`: the whole pipeline on embedded defaults with planted clinics, ending in verdicts.
+
+This process runs the two simulators, the tap and dispatch on one event loop; the embedded Redis, the
+clinics' traffic (`python -m shadowgate.traffic`) and a scoring worker (`shadowgate worker`, at a lower CPU
+priority, so that scoring never slows the latencies being measured) are its children (demo_setup.py). Once
+the traffic stops, the demo lets dispatch and scoring finish (bounded), runs the gate with the demo policy,
+stores and audits the verdicts, prints them (demo_report.py), and leaves everything in the data folder for
+`shadowgate dashboard`.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import json
+import logging
 import signal
-import statistics
+import subprocess
 import sys
 import time
-from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from redis.asyncio import Redis
 from sqlalchemy.engine import Engine
 
-from comparators.worker import ScoringWorker, embedder_for
+from gate.policy import Policy, load_policy
+from gate.run import evaluate
 from mirror.dispatch import Dispatcher, candidate_session
 from mirror.exchange import Exchange, MalformedEntry, decode_entry
 from mirror.serve import runner_for
 from mirror.streams import Streams, redis_client
 from mirror.tap import STATE, TapState, build_app
-from shadowgate.embedded_redis import EmbeddedRedis
+from shadowgate.crypto import Cipher, cipher_from
+from shadowgate.demo_report import PLANTED, by_tenant, means_of, report, summarise
+from shadowgate.demo_setup import DemoError, prepare, run_traffic, start_worker, stop
+from shadowgate.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from shadowgate.runtime import new_event_loop
-from shadowgate.settings import Settings, Tenant
-from shadowgate.traffic import DEMO_TENANTS, Traffic, TrafficReport
+from shadowgate.settings import DEFAULT_ROUTES, Settings, Tenant
+from shadowgate.traffic import DEMO_TENANTS, TrafficReport, route_counts, schedule
 from simulator.profile import demo_profiles
 from simulator.server import build_app as build_simulator
 from store.db import open_store
-from store.queries import RouteStats, route_summary
+from store.queries import route_summary
+
+DEMO_POLICY = "demo_policy.toml"
+# Seconds the demo waits, after the traffic, for dispatch and scoring to finish: this plus the run's length.
+DRAIN_S = 60.0
 
 
-@dataclass(frozen=True)
-class RouteSummary:
-    tenant: str
-    route: str
-    captured: int
-    paired: int
-    primary_p50_ms: float
-    primary_p95_ms: float
-    candidate_p50_ms: float | None
-    candidate_p95_ms: float | None
-    ttfb_p50_ms: float | None  # primary, streams only
-    candidate_ttfb_p50_ms: float | None
-    primary_errors: int
-    candidate_errors: int
+class LoopLag:
+    """How late this process's event loop wakes up: the simulators, the tap and dispatch share it, so
+    its lag is in every latency the demo measures (a busy machine makes the candidate look slower)."""
+
+    def __init__(self, every_s: float = 0.01) -> None:
+        self._every = every_s
+        self.samples: list[float] = []
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + self._every
+            await asyncio.sleep(self._every)
+            self.samples.append(max(0.0, (loop.time() - due) * 1000))
+
+    def summary(self) -> dict[str, float]:
+        if not self.samples:
+            return {"p50": 0.0, "p99": 0.0, "max": 0.0}
+        ordered = sorted(self.samples)
+
+        def at(q: float) -> float:
+            return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+        return {"p50": at(0.5), "p99": at(0.99), "max": round(ordered[-1], 1)}
 
 
-def run(settings: Settings, *, seconds: float, concurrency: int, as_json: bool) -> int:
-    """Blocking entry of the command; everything it starts is stopped before it returns, also on
-    Ctrl-C and SIGTERM (which is turned into the same interruption)."""
+def run(settings: Settings, *, seconds: float, as_json: bool, config: Path | None = None) -> int:
+    """Blocking entry of the command. Everything it starts is stopped before it returns, also on Ctrl-C
+    and SIGTERM (turned into the same interruption). Exit 0 when every clinic's verdict is the planted
+    one, 1 when one is not."""
+    if not seconds > 0:
+        raise DemoError("--seconds must be more than 0")
     signal.signal(signal.SIGTERM, _interrupt)
-    server: EmbeddedRedis | None = None
-    if settings.redis_url is None:
-        server = EmbeddedRedis(settings.data_dir)
-        server.start()
-        settings = settings.model_copy(update={"redis_url": server.url})
+    if seconds < 20:
+        print(
+            f"note: {seconds:g} s of traffic give the equivalent clinic fewer than the 80 pairs per route "
+            "that a GO needs under the demo policy; expect HOLD there (20 s or more decide every clinic)",
+            file=sys.stderr,
+        )
+    if settings.log_level == "INFO":  # the demo narrates; the components' own INFO lines would drown it
+        logging.getLogger().setLevel(logging.WARNING)
+    data_dir = settings.data_dir.absolute()
+    prepare(data_dir)
+    server = EmbeddedRedis(data_dir)
     try:
+        server.start()
+    except EmbeddedRedisError as exc:
+        raise DemoError(f"could not start the embedded Redis: {exc}") from exc
+    demo = settings.model_copy(
+        update={
+            "redis_url": server.url,
+            "db_url": f"sqlite:///{data_dir / 'shadowgate.db'}",
+            "data_dir": data_dir,
+            "blob_dir": None,
+            "routes": DEFAULT_ROUTES,
+            "capture": True,
+            "tenants": tuple(Tenant(id=t, name=t.replace("-", " ").title()) for t in DEMO_TENANTS),
+            # bayu's slow candidate alone keeps ~25 calls in flight; the default 16 would queue them
+            "dispatch": settings.dispatch.model_copy(update={"concurrency": 96}),
+        }
+    )
+    worker: subprocess.Popen[bytes] | None = None
+    summary: dict[str, Any] | None = None
+    try:
+        worker = start_worker(demo, config)
         with (
             asyncio.Runner(loop_factory=new_event_loop) as runner,
-            open_store(settings.database_url) as engine,
+            open_store(demo.database_url) as engine,
         ):
-            summary = runner.run(
-                _demo(settings, engine, seconds=seconds, concurrency=concurrency, quiet=as_json)
-            )
+            try:
+                summary = runner.run(_demo(demo, engine, worker, seconds=seconds, quiet=as_json))
+            except asyncio.CancelledError:  # Ctrl-C or SIGTERM inside the loop (see _cancel_on_signals)
+                raise KeyboardInterrupt from None
+            signal.signal(signal.SIGTERM, _interrupt)  # the loop's handler is gone with the loop
     finally:
-        if server is not None:
-            server.stop()
+        if worker is not None:  # interrupted, its batch is not worth waiting for: it is written whole or not
+            stop(worker, timeout=15.0 if summary is not None else 3.0)
+        server.stop()
+    summary["ignored"] = [
+        name for name, value in (("redis_url", settings.redis_url), ("db_url", settings.db_url)) if value
+    ]
     if as_json:
         print(json.dumps(summary, indent=2))
     else:
-        print(_table(summary))
-    return 0
+        print(report(summary))
+    return 0 if all(c["as_planted"] for c in summary["tenants"]) else 1
 
 
 def _interrupt(signum: int, _frame: object) -> None:
+    """SIGTERM outside the event loop: the same as Ctrl-C."""
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _cancel_on_signals() -> None:
+    """Ctrl-C or SIGTERM inside the event loop cancel the demo's main task, which then stops what it
+    started, quietly (an exception raised by a Python signal handler would land in whichever task
+    happens to run). A second signal gets Python's default: Ctrl-C interrupts, SIGTERM kills."""
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    assert task is not None
+
+    def interrupted(signum: int) -> None:
+        loop.remove_signal_handler(signum)
+        if signum == signal.SIGTERM:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        logging.disable(logging.ERROR)  # connections cut mid-request are expected now, not news
+        print("interrupted: stopping everything the demo started ...", file=sys.stderr, flush=True)
+        task.cancel()
+
+    signals = [signal.SIGTERM]
+    # (asyncio.Runner has put its own Ctrl-C handler in place; a shell's background job ignores Ctrl-C)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signals.append(signal.SIGINT)
+    for signum in signals:
+        loop.add_signal_handler(signum, interrupted, signum)
+
+
+def load_demo_policy() -> tuple[Policy, str]:
+    source = resources.files("shadowgate").joinpath(DEMO_POLICY)
+    with resources.as_file(source) as path:
+        return load_policy(path), str(path)
 
 
 @asynccontextmanager
 async def _serving(app: web.Application, *, tap: bool = False) -> AsyncIterator[str]:
-    runner = runner_for(app, shutdown_timeout=5.0) if tap else web.AppRunner(app, access_log=None)
+    # Nothing is in flight when the demo ends normally; when interrupted, nothing is worth waiting for.
+    runner = (
+        runner_for(app, shutdown_timeout=1.0)
+        if tap
+        else web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    )
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -100,104 +201,194 @@ def _say(quiet: bool, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
 
+async def _scoring(redis: Redis, streams: Streams) -> tuple[int, int]:
+    """(pairs in the stream, pairs the workers have finished with)."""
+    total = int(await redis.xlen(streams.pairs)) if await redis.exists(streams.pairs) else 0
+    with contextlib.suppress(Exception):  # no group yet: the worker is still loading its model
+        for group in await redis.xinfo_groups(streams.pairs):
+            name = group.get("name")
+            if name in (streams.compare_group, streams.compare_group.encode()):
+                read = int(group.get("entries-read") or 0)
+                return total, read - int(group.get("pending") or 0)
+    return total, 0
+
+
+@dataclass
+class Driven:
+    """What the traffic phase leaves behind for the summary."""
+
+    report: TrafficReport
+    dropped: dict[str, int]
+    lag: dict[str, float]
+
+
 async def _demo(
-    settings: Settings, engine: Engine, *, seconds: float, concurrency: int, quiet: bool
+    settings: Settings, engine: Engine, worker: subprocess.Popen[bytes], *, seconds: float, quiet: bool
 ) -> dict[str, Any]:
+    """The demo's phases: traffic through the whole pipeline, scoring, the gate, the summary."""
     assert settings.redis_url is not None
-    profiles = demo_profiles(seed=7)
-    tenants = tuple(Tenant(id=t, name=t.replace("-", " ").title()) for t in DEMO_TENANTS)
-    started_ms = int(time.time() * 1000)
+    _cancel_on_signals()
+    policy, policy_path = load_demo_policy()
     streams = Streams(settings.stream_prefix)
     redis = redis_client(settings.redis_url)
+    started = time.time()
+    try:
+        driven = await _drive(settings, redis, streams, worker, seconds=seconds, quiet=quiet)
+        unscored = await _wait_for_scoring(
+            redis,
+            streams,
+            worker,
+            log=settings.data_dir / "worker.log",
+            deadline=time.monotonic() + DRAIN_S + seconds,
+            quiet=quiet,
+        )
+        with contextlib.suppress(ProcessLookupError):
+            worker.send_signal(signal.SIGTERM)  # it finishes while the gate judges
+        since_ms = int(started * 1000)
+        cipher = cipher_from(settings.encryption)  # the demo's entries are sealed when keys are set
+        captures = await _since(redis, streams.captures, since_ms, cipher)
+        pairs = await _since(redis, streams.pairs, since_ms, cipher)
+    finally:
+        await redis.aclose()
+
+    _say(quiet, f"judging with the gate (policy {policy_path}) ...")
+    verdicts = evaluate(engine, policy).verdicts
+    stop(worker)
+    min_pairs = {(v["tenant"], v["route"]): policy.for_(v["tenant"], v["route"]).min_pairs for v in verdicts}
+    rows = summarise(captures, [p for p in pairs if p.replay is None])
+    stats = {
+        (r.tenant, r.route): r for r in route_summary(engine, since=datetime.fromtimestamp(started, tz=UTC))
+    }
+    return {
+        "seconds": seconds,
+        "policy": {"path": policy_path, "version": policy.version, "demo": True},
+        "redis_url": settings.redis_url,
+        "data_dir": str(settings.data_dir),
+        "database": settings.database_url,
+        "streams": {"captures": streams.captures, "pairs": streams.pairs},
+        "requests": driven.report.total,
+        "client_errors": dict(driven.report.errors),
+        "captured": len(captures),
+        "paired": len(pairs),
+        "dropped": driven.dropped,
+        "scored": sum(r.scored for r in stats.values()),
+        "not_scored_in_time": unscored,
+        "loop_lag_ms": driven.lag,
+        "tenants": by_tenant(verdicts, min_pairs),
+        "by_tenant_route": [asdict(row) | means_of(stats.get((row.tenant, row.route))) for row in rows],
+    }
+
+
+async def _drive(
+    settings: Settings,
+    redis: Redis,
+    streams: Streams,
+    worker: subprocess.Popen[bytes],
+    *,
+    seconds: float,
+    quiet: bool,
+) -> Driven:
+    """Simulators, tap and dispatch on this loop; the planned traffic through the tap; then the last
+    captures paired. Everything here is stopped before it returns, also when cancelled."""
+    profiles = demo_profiles(seed=7)
+    plan = schedule(DEMO_TENANTS, seconds)
+    counts = route_counts(plan)
     async with (
         _serving(build_simulator(profiles["primary"])) as primary_url,
         _serving(build_simulator(profiles["candidate"])) as candidate_url,
     ):
-        demo = settings.model_copy(
-            update={"primary_url": primary_url, "candidate_url": candidate_url, "tenants": tenants}
-        )
+        demo = settings.model_copy(update={"primary_url": primary_url, "candidate_url": candidate_url})
         tap_app = build_app(demo)
         state = tap_app[STATE]
         async with candidate_session(demo) as session:
             dispatcher = Dispatcher(redis, demo, session)
             stop_dispatch = asyncio.Event()
             live = asyncio.create_task(dispatcher.run(stop_dispatch))
-            async with _serving(tap_app, tap=True) as tap_url:
-                _say(quiet, f"redis     {settings.redis_url}")
-                _say(quiet, f"primary   {primary_url} (simulator: the cloud route)")
-                _say(quiet, f"candidate {candidate_url} (simulator: the new GPU server)")
-                _say(quiet, f"tap       {tap_url} -> primary; captures into {streams.captures}")
-                _say(quiet, f"dispatch  {dispatcher.consumer} -> candidate; pairs into {streams.pairs}")
-                _say(quiet, f"driving {seconds:.0f} s of synthetic traffic from {len(tenants)} clinics ...")
-                traffic = Traffic(tap_url)
+            try:
+                async with _serving(tap_app, tap=True) as tap_url:
+                    _say(quiet, f"redis      {settings.redis_url} (embedded, in {settings.data_dir}/redis)")
+                    _say(quiet, f"primary    {primary_url} (simulator: the cloud route)")
+                    _say(quiet, f"candidate  {candidate_url} (simulator: the new GPU server)")
+                    _say(quiet, f"tap        {tap_url} -> primary; captures into {streams.captures}")
+                    _say(quiet, f"dispatch   -> candidate; pairs into {streams.pairs}")
+                    _say(quiet, f"worker     pid {worker.pid} (shadowgate worker) -> {settings.database_url}")
+                    _say(quiet, f"driving {seconds:g} s of traffic through the tap, {len(plan)} requests:")
+                    for tenant in DEMO_TENANTS:
+                        routes = ", ".join(f"{r} {n}" for (t, r), n in sorted(counts.items()) if t == tenant)
+                        _say(quiet, f"  {tenant:<17} {routes or 'none'}")
+                        _say(quiet, f"  {'':<17} planted: {PLANTED[tenant].situation}")
 
-                def progress(report: TrafficReport, elapsed: float) -> None:
-                    _say(quiet, f"  [{elapsed:4.0f} s] {_progress_line(report, state, dispatcher)}")
+                    async def progress(report: TrafficReport, elapsed: float) -> None:
+                        _, scored = await _scoring(redis, streams)
+                        line = _progress_line(report, state, dispatcher, scored)
+                        _say(quiet, f"  [{elapsed:4.0f} s] {line}")
 
-                try:
-                    report = await traffic.drive(
-                        seconds=seconds, concurrency=concurrency, on_progress=progress
-                    )
-                finally:
-                    await traffic.close()
-            # The tap has stopped and flushed its queue; let dispatch finish what is left, then stop.
-            _say(quiet, "pairing the last captures ...")
-            stop_dispatch.set()
-            await live
+                    # What exists so far is left out of garbage collection: no pauses in the timings.
+                    gc.collect()
+                    gc.freeze()
+                    lag = LoopLag()
+                    watching = asyncio.create_task(lag.run())
+                    try:
+                        report = await run_traffic(
+                            tap_url, seconds, log=settings.data_dir / "traffic.log", progress=progress
+                        )
+                    finally:
+                        gc.unfreeze()
+                        watching.cancel()
+                        await asyncio.gather(watching, return_exceptions=True)
+                # The tap has stopped and flushed its queue; dispatch finishes what is left, then stops.
+                _say(quiet, "pairing the last captures ...")
+                stop_dispatch.set()
+                await live
+            finally:
+                if not live.done():  # interrupted: no grace for calls to a simulator that is going away
+                    live.cancel()
+                    await asyncio.gather(live, return_exceptions=True)
             await Dispatcher(redis, demo, session, consumer=dispatcher.consumer).run(
                 asyncio.Event(), burst=True
             )
-    _say(quiet, f"scoring the pairs into {engine.url.render_as_string()} ...")
-    worker = ScoringWorker(redis, demo, engine, embedder_for(demo))
-    scoring = await worker.run(asyncio.Event(), burst=True)
     dropped = dict(state.capture.dropped) if state.capture else {}
-    try:
-        captures = await _since(redis, streams.captures, started_ms)
-        pairs = await _since(redis, streams.pairs, started_ms)
-    finally:
-        await redis.aclose()
-    rows = _summarise(captures, [p for p in pairs if p.replay is None])
-    since = datetime.fromtimestamp(started_ms / 1000, tz=UTC)
-    scores = {(r.tenant, r.route): r for r in route_summary(engine, since=since)}
-    return {
-        "seconds": seconds,
-        "redis_url": settings.redis_url,
-        "data_dir": str(settings.data_dir),
-        "streams": {"captures": streams.captures, "pairs": streams.pairs},
-        "requests": report.total,
-        "client_errors": dict(report.errors),
-        "captured": len(captures),
-        "paired": len(pairs),
-        "dropped": dropped,
-        "scored": scoring.scored,
-        "database": engine.url.render_as_string(),
-        "by_tenant_route": [row.__dict__ | _scores(scores.get((row.tenant, row.route))) for row in rows],
-    }
+    return Driven(report, dropped, lag.summary())
 
 
-SHOWN = ("semantic_similarity", "rouge_l_f1", "wer", "fact_mismatches", "negation_flips", "clinical_ok")
+async def _wait_for_scoring(
+    redis: Redis,
+    streams: Streams,
+    worker: subprocess.Popen[bytes],
+    *,
+    log: Path,
+    deadline: float,
+    quiet: bool,
+) -> int:
+    """Wait until the worker has scored every pair, it stops, or the deadline passes; the pairs left."""
+    last = 0.0
+    while True:
+        total, scored = await _scoring(redis, streams)
+        if scored >= total:
+            return 0
+        if worker.poll() is not None:
+            raise DemoError(f"the scoring worker stopped (exit {worker.returncode}); its log is {log}")
+        if time.monotonic() >= deadline:
+            _say(quiet, f"scoring took too long: {total - scored} pairs are left unscored and unjudged")
+            return total - scored
+        if time.monotonic() - last >= 2.0:
+            _say(quiet, f"scoring: {scored} of {total} pairs ...")
+            last = time.monotonic()
+        await asyncio.sleep(0.25)
 
 
-def _scores(stats: RouteStats | None) -> dict[str, Any]:
-    """The means the table shows (None where the route has no such metric)."""
-    means = stats.means if stats is not None else {}
-    return {"scored": stats.scored if stats else 0, **{m: _round(means.get(m)) for m in SHOWN}}
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
-
-
-def _progress_line(report: TrafficReport, state: TapState, dispatcher: Dispatcher) -> str:
+def _progress_line(report: TrafficReport, state: TapState, dispatcher: Dispatcher, scored: int) -> str:
     capture = state.capture
     captured = capture.captured if capture else 0
     dropped = sum(capture.dropped.values()) if capture else 0
+    lost = f", {dropped} capture drops" if dropped else ""
     return (
-        f"{report.total} requests, {captured} captured, {dropped} dropped, {dispatcher.stats.paired} paired"
+        f"{report.total}/{report.planned} requests sent, {captured} captured{lost}, "
+        f"{dispatcher.stats.paired} paired, {scored} scored"
     )
 
 
-async def _since(redis: Redis, stream: str, since_ms: int) -> list[Exchange]:
+async def _since(redis: Redis, stream: str, since_ms: int, cipher: Cipher | None) -> list[Exchange]:
     out: list[Exchange] = []
     start = f"{since_ms}-0"
     while True:
@@ -208,83 +399,7 @@ async def _since(redis: Redis, stream: str, since_ms: int) -> list[Exchange]:
             return out
         for _, fields in batch:
             try:
-                out.append(decode_entry(fields))
+                out.append(decode_entry(fields, cipher))
             except MalformedEntry:
                 continue
         start = "(" + batch[-1][0].decode()
-
-
-def _p(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    if len(values) == 1:
-        return round(values[0], 1)
-    return round(statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1], 1)
-
-
-def _summarise(captures: list[Exchange], pairs: list[Exchange]) -> list[RouteSummary]:
-    captured: dict[tuple[str, str], int] = defaultdict(int)
-    for x in captures:
-        captured[(x.tenant, x.route)] += 1
-    groups: dict[tuple[str, str], list[Exchange]] = defaultdict(list)
-    for p in pairs:
-        groups[(p.tenant, p.route)].append(p)
-    rows = []
-    for key in sorted(set(captured) | set(groups)):
-        xs = groups.get(key, [])
-        primary = [x.primary.total_ms for x in xs]
-        answered = [x.candidate for x in xs if x.candidate is not None and x.candidate.error is None]
-        candidate = [c.total_ms for c in answered]
-        ttfb = [x.primary.ttfb_ms for x in xs if x.primary.streamed and x.primary.ttfb_ms is not None]
-        c_ttfb = [c.ttfb_ms for c in answered if c.streamed and c.ttfb_ms is not None]
-        rows.append(
-            RouteSummary(
-                tenant=key[0],
-                route=key[1],
-                captured=captured.get(key, 0),
-                paired=len(xs),
-                primary_p50_ms=_p(primary, 50),
-                primary_p95_ms=_p(primary, 95),
-                candidate_p50_ms=_p(candidate, 50) if candidate else None,
-                candidate_p95_ms=_p(candidate, 95) if candidate else None,
-                ttfb_p50_ms=_p(ttfb, 50) if ttfb else None,
-                candidate_ttfb_p50_ms=_p(c_ttfb, 50) if c_ttfb else None,
-                primary_errors=sum(1 for x in xs if x.primary.error or (x.primary.status or 0) >= 500),
-                candidate_errors=sum(1 for x in xs if x.candidate is None or x.candidate.error),
-            )
-        )
-    return rows
-
-
-def _table(summary: dict[str, Any]) -> str:
-    def num(value: float | None, fmt: str) -> str:
-        return "-" if value is None else format(value, fmt)
-
-    head = (
-        f"{'tenant':<17} {'route':<6} {'pairs':>5} {'p50 ms prim/cand':>17} {'cand err':>8} "
-        f"{'similar':>7} {'rougeL':>6} {'WER':>5} {'dose≠':>5} {'neg≠':>5} {'clin ok':>7}"
-    )
-    lines = [head, "-" * len(head)]
-    for r in summary["by_tenant_route"]:
-        latency = f"{num(r['primary_p50_ms'], '.0f')}/{num(r['candidate_p50_ms'], '.0f')}"
-        lines.append(
-            f"{r['tenant']:<17} {r['route']:<6} {r['paired']:>5} {latency:>17} {r['candidate_errors']:>8} "
-            f"{num(r['semantic_similarity'], '.3f'):>7} {num(r['rouge_l_f1'], '.2f'):>6} "
-            f"{num(r['wer'], '.2f'):>5} {num(r['fact_mismatches'], '.2f'):>5} "
-            f"{num(r['negation_flips'], '.2f'):>5} {num(r['clinical_ok'], '.0%'):>7}"
-        )
-    dropped = ", ".join(f"{k} {v}" for k, v in summary["dropped"].items()) or "none"
-    errors = ", ".join(f"{k} {v}" for k, v in summary["client_errors"].items()) or "none"
-    lines += [
-        "",
-        "similar: mean semantic similarity; dose≠ / neg≠: mean changed numbers with units / flipped",
-        "negations per answer; clin ok: share of answers with neither. WER is disagreement, not accuracy.",
-        "",
-        f"{summary['requests']} requests through the tap; {summary['captured']} captured, "
-        f"{summary['paired']} paired with the candidate's answers, {summary['scored']} scored; capture "
-        f"drops: {dropped}; errors the clients saw (the primary's own): {errors}.",
-        f"Streams {summary['streams']['captures']} and {summary['streams']['pairs']} at "
-        f"{summary['redis_url']}; scores in {summary['database']}; data kept in {summary['data_dir']}/.",
-        "Per-tenant verdicts come with the gate.",
-    ]
-    return "\n".join(lines)

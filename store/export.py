@@ -12,7 +12,9 @@ from typing import Any, Literal, TextIO
 from sqlalchemy import Engine, Select, select
 
 from comparators.scoring import METRICS
+from shadowgate.crypto import Cipher
 from store.models import PAIRS, PAYLOADS, SCORES
+from store.payloads import opened_payload
 from store.queries import window_filters
 
 # Rows fetched at a time: a server-side cursor on PostgreSQL, so memory stays flat on any export size.
@@ -33,11 +35,12 @@ def export(
     until: datetime | None = None,
     replay: str | None = None,
     include_payloads: bool = False,
+    cipher: Cipher | None = None,
 ) -> int:
     """Write the scored pairs in the window to `out`, oldest first; returns how many rows it wrote.
 
     Datetimes are ISO 8601 in UTC; CSV leaves NULLs empty. Payloads (clinical text, the request as
-    base64) only with `include_payloads=True`.
+    base64) only with `include_payloads=True`, opened with `cipher` when they were stored sealed.
     """
     if fmt not in ("jsonl", "csv"):
         raise ValueError(f"unknown export format {fmt!r}")
@@ -47,7 +50,7 @@ def export(
     if writer is not None:
         writer.writeheader()
     written = 0
-    for row in _rows(engine, stmt):
+    for row in _rows(engine, stmt, cipher, include_payloads):
         if writer is not None:
             writer.writerow({k: "" if v is None else v for k, v in row.items()})
         else:
@@ -82,11 +85,22 @@ def _statement(
     )
 
 
-def _rows(engine: Engine, stmt: Select[Any]) -> Iterator[dict[str, Any]]:
+def _rows(
+    engine: Engine, stmt: Select[Any], cipher: Cipher | None, include_payloads: bool
+) -> Iterator[dict[str, Any]]:
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=BATCH).execute(stmt)
         for row in result.mappings():
-            yield {_name(k): _plain(v) for k, v in row.items()}
+            values = dict(row)
+            if include_payloads and values["request"] is not None:
+                payload = opened_payload({**values, "pair_key": values["key"]}, cipher)
+                values.update(
+                    request=payload.request,
+                    primary_text=payload.primary,
+                    candidate_text=payload.candidate,
+                    secondary_text=payload.secondary,
+                )
+            yield {_name(k): _plain(v) for k, v in values.items()}
 
 
 def _name(key: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,9 +25,11 @@ from sqlalchemy import (
 )
 
 from comparators.scoring import METRICS
-from store.models import FINDINGS, PAIRS, SCORES, UNSCORED
+from store.models import FINDINGS, PAIRS, SCORES, UNSCORED, table
+from store.verdicts import StoredVerdict, VerdictRow
 
 ALL_REPLAYS = "*"
+VERDICTS = table(VerdictRow)
 GroupKey = tuple[Any, ...]
 
 
@@ -358,3 +361,244 @@ def _quantiles(
 
 def _float(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+# --- The dashboard's queries (issue 6): the board's volumes and verdict history, the tenant page's
+# --- distributions, one pair's record, replay runs. Aggregated here; no table comes into Python.
+
+
+@dataclass(frozen=True, slots=True)
+class PairVolume:
+    tenant: str
+    route: str
+    pairs: int
+    candidate_errors: int
+    last_captured_at: datetime | None
+
+
+def pair_volumes(
+    engine: Engine,
+    *,
+    tenant: str | None = None,
+    route: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    replay: str | None = None,
+) -> list[PairVolume]:
+    """Pairs, candidate failures and the newest capture time per tenant and route: the board's volumes."""
+    groups = [PAIRS.c.tenant, PAIRS.c.route]
+    stmt = (
+        select(
+            *groups,
+            func.count().label("pairs"),
+            func.count().filter(failed_side("candidate")).label("candidate_errors"),
+            func.max(PAIRS.c.captured_at).label("last"),
+        )
+        .where(*window_filters(PAIRS, tenant=tenant, route=route, since=since, until=until, replay=replay))
+        .group_by(*groups)
+        .order_by(*groups)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    return [PairVolume(r.tenant, r.route, r.pairs, r.candidate_errors, r.last) for r in rows]
+
+
+def verdicts_as_of(
+    engine: Engine, at: datetime, *, tenant: str | None = None, route: str | None = None
+) -> list[StoredVerdict]:
+    """The newest verdict of every tenant x route made at or before `at` (the board's "since yesterday")."""
+    t = VERDICTS
+    newest = (
+        select(t.c.tenant, t.c.route, func.max(t.c.id).label("id"))
+        .where(t.c.at <= at)
+        .group_by(t.c.tenant, t.c.route)
+    )
+    if tenant is not None:
+        newest = newest.where(t.c.tenant == tenant)
+    if route is not None:
+        newest = newest.where(t.c.route == route)
+    ids = newest.subquery()
+    stmt = select(t).join(ids, t.c.id == ids.c.id).order_by(t.c.tenant, t.c.route)
+    with engine.connect() as conn:
+        return [stored_verdict(r) for r in conn.execute(stmt)]
+
+
+def stored_verdict(row: Any) -> StoredVerdict:
+    return StoredVerdict(
+        id=row.id,
+        at=row.at,
+        tenant=row.tenant,
+        route=row.route,
+        status=row.status,
+        policy_version=row.policy_version,
+        look=row.look,
+        body=json.loads(row.body),
+    )
+
+
+def metric_histogram(
+    engine: Engine,
+    metric: str,
+    *,
+    lo: float,
+    hi: float,
+    bins: int,
+    tenant: str | None = None,
+    route: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    replay: str | None = None,
+    role: str = "candidate",
+) -> list[int]:
+    """Counts of a metric's values in `bins` equal bins over [lo, hi]; values outside go to the end bins."""
+    if bins < 1 or not hi > lo:
+        raise ValueError("a histogram needs bins >= 1 and hi > lo")
+    column = SCORES.c[_metric(metric)]
+    width = (hi - lo) / bins
+    where = [
+        *window_filters(SCORES, tenant=tenant, route=route, since=since, until=until, replay=replay),
+        SCORES.c.role == role,
+        column.is_not(None),
+    ]
+    with engine.connect() as conn:
+        scaled = (column - literal(lo)) / literal(width)
+        # floor on PostgreSQL (a cast there rounds); SQLite's cast truncates, which is floor for x >= 0.
+        raw = func.floor(scaled) if conn.dialect.name == "postgresql" else cast(scaled, Integer)
+        bucket = case((column < lo, 0), (column >= hi, bins - 1), else_=cast(raw, Integer)).label("bucket")
+        stmt = select(bucket, func.count()).where(*where).group_by(bucket)
+        counts = [0] * bins
+        for b, n in conn.execute(stmt):
+            counts[min(max(int(b), 0), bins - 1)] += int(n)
+    return counts
+
+
+LATENCY_COLUMNS = ("primary_total_ms", "candidate_total_ms", "primary_ttfb_ms", "candidate_ttfb_ms")
+
+
+def latency_quantiles(
+    engine: Engine,
+    qs: Sequence[float],
+    *,
+    tenant: str | None = None,
+    route: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    replay: str | None = None,
+) -> dict[str, dict[float, float | None]]:
+    """Percentiles of both sides' total time and time to first byte (TTFT of a stream), failed sides left out.
+
+    With many `qs` (0.00, 0.02, ... 1.00) this is the empirical CDF, computed by the database."""
+    base = window_filters(PAIRS, tenant=tenant, route=route, since=since, until=until, replay=replay)
+    found: dict[str, dict[float, float | None]] = {}
+    with engine.connect() as conn:
+        for name in LATENCY_COLUMNS:
+            side = name.split("_", 1)[0]
+            where = [*base, ~failed_side(side)]
+            found[name] = _quantiles(conn, PAIRS.c[name], PAIRS, where, [], qs).get((), dict.fromkeys(qs))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class PairRecord:
+    """One pair as the store keeps it, without its clinical content: metadata, scores, finding counts."""
+
+    key: str
+    exchange_id: str
+    tenant: str
+    route: str
+    replay: str | None
+    captured_at: datetime
+    paired_at: datetime | None
+    scored_at: datetime
+    # "primary", "candidate", "secondary" (where asked) -> status, error, total_ms, ttfb_ms, model, ...
+    sides: dict[str, dict[str, Any]]
+    # role -> metric -> value, the metrics that were measured
+    scores: dict[str, dict[str, float]]
+    # role -> finding kind -> how many
+    findings: dict[str, dict[str, int]]
+
+
+_SIDE_FIELDS = ("status", "error", "total_ms", "ttfb_ms", "model", "model_version", "gpu")
+
+
+def pair_record(engine: Engine, key: str) -> PairRecord | None:
+    """The metrics-only record of one pair by its key, or None."""
+    with engine.connect() as conn:
+        pair = conn.execute(select(PAIRS).where(PAIRS.c.key == key)).mappings().first()
+        if pair is None:
+            return None
+        score_rows = conn.execute(select(SCORES).where(SCORES.c.pair_key == key)).mappings().all()
+        kinds = conn.execute(
+            select(FINDINGS.c.role, FINDINGS.c.kind, func.count())
+            .where(FINDINGS.c.pair_key == key)
+            .group_by(FINDINGS.c.role, FINDINGS.c.kind)
+        ).all()
+    sides = {
+        side: {f: pair[f"{side}_{f}"] for f in _SIDE_FIELDS}
+        for side in ("primary", "candidate", "secondary")
+        if side != "secondary" or pair["has_secondary"]
+    }
+    scores = {row["role"]: {m: float(row[m]) for m in METRICS if row[m] is not None} for row in score_rows}
+    findings: dict[str, dict[str, int]] = {}
+    for role, kind, n in kinds:
+        findings.setdefault(role, {})[kind] = int(n)
+    return PairRecord(
+        key=pair["key"],
+        exchange_id=pair["exchange_id"],
+        tenant=pair["tenant"],
+        route=pair["route"],
+        replay=pair["replay"],
+        captured_at=pair["captured_at"],
+        paired_at=pair["paired_at"],
+        scored_at=pair["scored_at"],
+        sides=sides,
+        scores=scores,
+        findings=findings,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayRun:
+    run_id: str
+    pairs: int  # pairs of the run scored into the store so far
+    candidate_errors: int
+    tenants: int
+    routes: int
+    last_scored_at: datetime | None
+
+
+def replay_runs(
+    engine: Engine,
+    *,
+    run_id: str | None = None,
+    tenant: str | None = None,
+    route: str | None = None,
+    limit: int = 50,
+) -> list[ReplayRun]:
+    """Replay runs with pairs in the store, newest first: how far each one's scoring has come."""
+    last = func.max(PAIRS.c.scored_at)
+    stmt = (
+        select(
+            PAIRS.c.replay,
+            func.count().label("pairs"),
+            func.count().filter(failed_side("candidate")).label("candidate_errors"),
+            func.count(PAIRS.c.tenant.distinct()).label("tenants"),
+            func.count(PAIRS.c.route.distinct()).label("routes"),
+            last.label("last"),
+        )
+        .where(PAIRS.c.replay.is_not(None))
+        .group_by(PAIRS.c.replay)
+        .order_by(last.desc())
+        .limit(limit)
+    )
+    if run_id is not None:
+        stmt = stmt.where(PAIRS.c.replay == run_id)
+    if tenant is not None:
+        stmt = stmt.where(PAIRS.c.tenant == tenant)
+    if route is not None:
+        stmt = stmt.where(PAIRS.c.route == route)
+    with engine.connect() as conn:
+        return [
+            ReplayRun(r.replay, r.pairs, r.candidate_errors, r.tenants, r.routes, r.last)
+            for r in conn.execute(stmt)
+        ]

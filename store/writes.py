@@ -11,7 +11,9 @@ from sqlalchemy import Connection, Engine, Table, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from comparators.scoring import METRICS
+from shadowgate.crypto import Cipher
 from store.models import FINDINGS, PAIRS, PAYLOADS, SCORES, UNSCORED
+from store.payloads import sealed_finding_row, sealed_payload_row
 from store.records import ScoredPair, SideMeta
 
 ROLES = ("candidate", "secondary")
@@ -19,8 +21,11 @@ SIDES = ("primary", "candidate", "secondary")
 SIDE_FIELDS = ("status", "error", "total_ms", "ttfb_ms", "model", "model_version", "gpu")
 
 
-def save_scored(engine: Engine, items: Sequence[ScoredPair]) -> int:
+def save_scored(engine: Engine, items: Sequence[ScoredPair], cipher: Cipher | None = None) -> int:
     """Write a batch of scored pairs in one transaction; returns how many pairs it wrote.
+
+    With a cipher, the clinical cells (the payload's request and texts, the findings' excerpts) are
+    sealed, each bound to its pair and column (store/payloads.py reads them back).
 
     Idempotent by `key`: writing an item again replaces its rows (pairs, scores and payloads are
     upserted, findings deleted and inserted again), so a worker retrying an entry duplicates nothing.
@@ -36,8 +41,8 @@ def save_scored(engine: Engine, items: Sequence[ScoredPair]) -> int:
     scored_at = datetime.now(UTC)
     pairs = [_pair_row(item, scored_at) for item in batch]
     scores = [row for item in batch for row in _score_rows(item)]
-    findings = [row for item in batch for row in _finding_rows(item)]
-    payloads = [_payload_row(item, scored_at) for item in batch if item.payload is not None]
+    findings = [sealed_finding_row(row, cipher) for item in batch for row in _finding_rows(item)]
+    payloads = [sealed_payload_row(_payload_row(i, scored_at), cipher) for i in batch if i.payload]
 
     with engine.begin() as conn:
         _upsert(conn, PAIRS, pairs, ["key"])

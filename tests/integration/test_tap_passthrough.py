@@ -144,7 +144,11 @@ async def test_sampling_per_tenant_and_consistent_per_request_id(
                         headers={"X-Tenant-ID": "klinik-half", "X-Request-ID": f"req-{i}"},
                     )
                 ).read()
-        captures = await wait_captures(redis, stream_prefix, 8, timeout=1.0)
+    # Leaving the tap flushed its capture queue: everything sampled is in the stream now.
+    from mirror.attribution import sampled_for
+
+    sampled = [f"req-{i}" for i in range(4) if sampled_for(f"req-{i}", 0.5)]
+    captures = await wait_captures(redis, stream_prefix, 4 + 2 * len(sampled))
     by_tenant: dict[str, list[str]] = {}
     for x in captures:
         by_tenant.setdefault(x.tenant, []).append(x.id)
@@ -152,9 +156,8 @@ async def test_sampling_per_tenant_and_consistent_per_request_id(
     assert len(by_tenant["klinik-key"]) == 4
     half = by_tenant.get("klinik-half", [])
     assert all(half.count(rid) == 2 for rid in half)
-    from mirror.attribution import sampled_for
-
-    assert sorted(set(half)) == sorted(f"req-{i}" for i in range(4) if sampled_for(f"req-{i}", 0.5))
+    assert sorted(set(half)) == sorted(sampled)
+    assert len(captures) == 4 + 2 * len(sampled)
 
 
 async def test_bodies_over_the_capture_limit_are_forwarded_not_captured(

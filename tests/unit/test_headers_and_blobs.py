@@ -64,3 +64,12 @@ def test_blob_store_is_content_addressed_and_detects_corruption(tmp_path: Path) 
         store.get(ref)
     with pytest.raises(ValueError, match="not a blob reference"):
         store.get("md5:abc")
+
+
+def test_public_query_drops_credential_parameters_and_keeps_the_rest_byte_for_byte() -> None:
+    from mirror.headers import public_query
+
+    assert public_query("") == ""
+    assert public_query("api-version=2024-06-01&api-key=s3cret") == "api-version=2024-06-01"
+    assert public_query("KEY=a&b=%20x&access_token=t&api%2Dkey=z&token") == "b=%20x"
+    assert public_query("keys=1&monkey=2") == "keys=1&monkey=2"
