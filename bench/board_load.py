@@ -341,7 +341,7 @@ def report(
         "",
         "What the board asks the database (dashboard/data.py `load_board`): the latest verdict per "
         "tenant x route (`store.verdicts.latest`), the latest one a day ago "
-        "(`store.queries.verdicts_as_of`), and pairs and candidate failures per tenant x route over 24 "
+        "(`store.verdicts.latest(as_of=...)`), and pairs and candidate failures per tenant x route over 24 "
         "hours (`store.queries.pair_volumes`). The last is the heavy one; its plan:",
         "",
         "```",

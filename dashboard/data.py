@@ -36,7 +36,6 @@ from store.queries import (
     replay_runs,
     route_summary,
     unscored_counts,
-    verdicts_as_of,
     worst_pairs,
 )
 from store.records import Payload
@@ -110,7 +109,7 @@ def load_board(e: Engine, tenants: Sequence[str] = (), *, now: datetime | None =
     now = now or datetime.now(UTC)
     return build_board(
         latest(e),
-        verdicts_as_of(e, now - BOARD_WINDOW),
+        latest(e, as_of=now - BOARD_WINDOW),
         pair_volumes(e, since=now - BOARD_WINDOW),
         tenants,
     )

@@ -43,6 +43,7 @@ from mirror.exchange import Body, Exchange, RequestSide, ResponseSide
 from mirror.headers import client_response_headers, public_query, sanitize
 from mirror.metrics import TapMetrics
 from mirror.modes import ModeEntry, ModeStore, ModeWatcher
+from mirror.relay import buffered, relay
 from mirror.rollback import AutoRollback
 from mirror.streams import redis_client
 from shadowgate.settings import Settings
@@ -55,7 +56,6 @@ UNBUFFERED = "unbuffered"
 # The primary side of a capture the candidate served, until dispatch asks the primary.
 PENDING = "pending"
 
-BUFFER_RESPONSE_BYTES = 1024 * 1024
 _READ_BYTES = 256 * 1024
 
 
@@ -196,7 +196,7 @@ class CutoverPath:
                     error = HTTP_5XX
                 elif resp.status == 429:
                     error = HTTP_429
-                elif _buffered(resp):
+                elif buffered(resp):
                     whole = await resp.read()
                 else:
                     first = await resp.content.readany()
@@ -229,7 +229,10 @@ class CutoverPath:
                 broke = False
             else:
                 keep = self._limits.max_body_bytes if capture else -1
-                out, kept, broke = await _relay(request, resp, first, keep)
+                relayed = await relay(request, resp, keep, first)
+                out, broke = relayed.response, relayed.error is not None
+                # A broken stream or a user who left: no copy worth comparing.
+                kept = None if broke or relayed.client_left else relayed.copy
         finally:
             resp.release()
         total_s = time.perf_counter() - started
@@ -313,50 +316,3 @@ def _served_exchange(
         candidate=candidate,
         served_by="candidate",
     )
-
-
-def _buffered(resp: aiohttp.ClientResponse) -> bool:
-    length = resp.content_length
-    if length is None or length > BUFFER_RESPONSE_BYTES:
-        return False
-    return not resp.headers.get("Content-Type", "").startswith("text/event-stream")
-
-
-async def _relay(
-    request: web.Request, resp: aiohttp.ClientResponse, first: bytes, keep_limit: int
-) -> tuple[web.StreamResponse, bytes | None, bool]:
-    """Send the candidate's streamed answer on as it arrives, `first` chunk included; keep a copy up to
-    `keep_limit` (-1: none). Returns the response, the copy, and whether the candidate's stream broke."""
-    out = web.StreamResponse(
-        status=resp.status, reason=resp.reason, headers=client_response_headers(resp.headers)
-    )
-    chunked = "chunked" in resp.headers.get("Transfer-Encoding", "").lower()
-    if resp.content_length is not None and not chunked:
-        out.content_length = resp.content_length
-    await out.prepare(request)
-    copy: bytearray | None = bytearray() if keep_limit >= 0 else None
-    chunk = first
-    while chunk:
-        if copy is not None:
-            if len(copy) + len(chunk) > keep_limit:
-                copy = None
-            else:
-                copy += chunk
-        try:
-            await out.write(chunk)
-        except ConnectionResetError:  # the user went away: not the candidate's fault
-            resp.close()
-            return out, None, False
-        try:
-            chunk = await resp.content.readany()
-        except (aiohttp.ClientError, TimeoutError, OSError):
-            # Bytes are already out: end the user's connection abruptly, so a broken answer never
-            # looks complete.
-            if request.transport is not None:
-                request.transport.abort()
-            return out, None, True
-    try:
-        await out.write_eof()
-    except ConnectionResetError:  # the user left just before the end: not the candidate's fault
-        return out, None, False
-    return out, None if copy is None else bytes(copy), False

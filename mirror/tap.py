@@ -25,15 +25,13 @@ from mirror.exchange import Body, Exchange, RequestSide, ResponseSide
 from mirror.headers import client_response_headers, public_query, sanitize, upstream_request_headers
 from mirror.metrics import TapMetrics
 from mirror.modes import ModeWatcher
+from mirror.relay import buffered, relay
 from mirror.streams import Streams, redis_client
 from shadowgate.crypto import cipher_from
 from shadowgate.settings import Settings
 
 log = logging.getLogger("shadowgate.tap")
 
-# Responses with a known length up to this size are read whole and sent in one write (cheapest path);
-# anything else, SSE above all, is relayed chunk by chunk as it arrives.
-BUFFER_RESPONSE_BYTES = 1024 * 1024
 _STREAM_READ_BYTES = 256 * 1024
 
 
@@ -291,7 +289,7 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
     headers_at = time.perf_counter()
     out: web.StreamResponse
     try:
-        if _buffered(resp):
+        if buffered(resp):
             try:
                 body = await resp.read()
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -308,7 +306,7 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
             aborted = False
             captured: bytes | None = body
         else:
-            out, captured, first_byte, error, aborted = await _relay(
+            out, captured, first_byte, error, aborted = await relay(
                 request, resp, limits.max_capture_body_bytes if capture else -1
             )
             end = time.perf_counter()
@@ -338,64 +336,6 @@ async def _proxy(request: web.Request) -> web.StreamResponse:
             )
             state.capture.submit(with_fallback(exchange, fallback))
     return out
-
-
-def _buffered(resp: aiohttp.ClientResponse) -> bool:
-    length = resp.content_length
-    if length is None or length > BUFFER_RESPONSE_BYTES:
-        return False
-    return not resp.headers.get("Content-Type", "").startswith("text/event-stream")
-
-
-async def _relay(
-    request: web.Request, resp: aiohttp.ClientResponse, keep_limit: int
-) -> tuple[web.StreamResponse, bytes | None, float | None, str | None, bool]:
-    """Send the primary's body to the client chunk by chunk as it arrives, keeping a copy if asked.
-
-    Returns the response, the copy (None when not kept or over `keep_limit`), the time of the first
-    body byte, the primary's error class if its stream broke, and whether the client went away.
-    """
-    out = web.StreamResponse(
-        status=resp.status, reason=resp.reason, headers=client_response_headers(resp.headers)
-    )
-    chunked = "chunked" in resp.headers.get("Transfer-Encoding", "").lower()
-    if resp.content_length is not None and not chunked:
-        out.content_length = resp.content_length
-    await out.prepare(request)
-    copy: bytearray | None = bytearray() if keep_limit >= 0 else None
-    first_byte: float | None = None
-    while True:
-        try:
-            chunk = await resp.content.readany()
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            # Headers are already out: end the connection abruptly, as the primary did to us,
-            # so the client sees a broken response and not a complete one.
-            if request.transport is not None:
-                request.transport.abort()
-            return out, _bytes(copy), first_byte, type(exc).__name__, False
-        if not chunk:
-            break
-        if first_byte is None:
-            first_byte = time.perf_counter()
-        if copy is not None:
-            if len(copy) + len(chunk) > keep_limit:
-                copy = None
-            else:
-                copy += chunk
-        try:
-            await out.write(chunk)
-        except ConnectionResetError:
-            resp.close()
-            return out, _bytes(copy), first_byte, None, True
-    try:
-        await out.write_eof()
-    except ConnectionResetError:  # the client left just before the end of the answer
-        return out, _bytes(copy), first_byte, None, True
-    return out, _bytes(copy), first_byte, None, False
-
-
-def _bytes(copy: bytearray | None) -> bytes | None:
-    return bytes(copy) if copy is not None else None
 
 
 def _primary_failed(

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shadowgate.embedded_redis import running_url
+from shadowgate.embedded_redis import running_url, terminate
 from shadowgate.settings import ConfigError, Settings
 from shadowgate.traffic import TrafficReport
 
@@ -109,14 +109,7 @@ def start_worker(demo: Settings, config: Path | None) -> subprocess.Popen[bytes]
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
     """SIGTERM (the worker finishes the batch in hand), SIGKILL after `timeout`; safe to call twice."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    terminate(proc, timeout)
 
 
 async def run_traffic(

@@ -350,14 +350,7 @@ class EmbeddedRedis:
         if proc is None:
             return
         atexit.unregister(self.stop)
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        terminate(proc, timeout)
         self._forget(proc.pid)
 
     def __enter__(self) -> Self:
@@ -560,3 +553,15 @@ def main_foreground(data_dir: Path, host: str = "127.0.0.1", port: int | None = 
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
+
+
+def terminate(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM a child, SIGKILL it after `timeout`; safe to call twice."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,11 +24,9 @@ from sqlalchemy import (
 )
 
 from comparators.scoring import METRICS
-from store.models import FINDINGS, PAIRS, SCORES, UNSCORED, table
-from store.verdicts import StoredVerdict, VerdictRow
+from store.models import FINDINGS, PAIRS, SCORES, UNSCORED
 
 ALL_REPLAYS = "*"
-VERDICTS = table(VerdictRow)
 GroupKey = tuple[Any, ...]
 
 
@@ -401,39 +398,6 @@ def pair_volumes(
     with engine.connect() as conn:
         rows = conn.execute(stmt).all()
     return [PairVolume(r.tenant, r.route, r.pairs, r.candidate_errors, r.last) for r in rows]
-
-
-def verdicts_as_of(
-    engine: Engine, at: datetime, *, tenant: str | None = None, route: str | None = None
-) -> list[StoredVerdict]:
-    """The newest verdict of every tenant x route made at or before `at` (the board's "since yesterday")."""
-    t = VERDICTS
-    newest = (
-        select(t.c.tenant, t.c.route, func.max(t.c.id).label("id"))
-        .where(t.c.at <= at)
-        .group_by(t.c.tenant, t.c.route)
-    )
-    if tenant is not None:
-        newest = newest.where(t.c.tenant == tenant)
-    if route is not None:
-        newest = newest.where(t.c.route == route)
-    ids = newest.subquery()
-    stmt = select(t).join(ids, t.c.id == ids.c.id).order_by(t.c.tenant, t.c.route)
-    with engine.connect() as conn:
-        return [stored_verdict(r) for r in conn.execute(stmt)]
-
-
-def stored_verdict(row: Any) -> StoredVerdict:
-    return StoredVerdict(
-        id=row.id,
-        at=row.at,
-        tenant=row.tenant,
-        route=row.route,
-        status=row.status,
-        policy_version=row.policy_version,
-        look=row.look,
-        body=json.loads(row.body),
-    )
 
 
 def metric_histogram(

@@ -71,10 +71,19 @@ def looks(engine: Engine, tenant: str, route: str, policy_version: str) -> int:
         return int(conn.execute(stmt).scalar_one())
 
 
-def latest(engine: Engine, *, tenant: str | None = None, route: str | None = None) -> list[StoredVerdict]:
-    """The newest verdict of every tenant x route (optionally one tenant or route)."""
+def latest(
+    engine: Engine,
+    *,
+    tenant: str | None = None,
+    route: str | None = None,
+    as_of: datetime | None = None,
+) -> list[StoredVerdict]:
+    """The newest verdict of every tenant x route (optionally one tenant or route), or the newest made
+    at or before `as_of` (the board's "since yesterday")."""
     t = VerdictRow.__table__  # type: ignore[attr-defined]
     newest = select(t.c.tenant, t.c.route, func.max(t.c.id).label("id")).group_by(t.c.tenant, t.c.route)
+    if as_of is not None:
+        newest = newest.where(t.c.at <= as_of)
     if tenant is not None:
         newest = newest.where(t.c.tenant == tenant)
     if route is not None:

@@ -23,10 +23,9 @@ from store.queries import (
     pair_record,
     pair_volumes,
     replay_runs,
-    verdicts_as_of,
 )
 from store.records import Payload
-from store.verdicts import save_verdict
+from store.verdicts import latest, save_verdict
 from store.writes import save_scored
 from tests.integration.test_store import T0, pair, percentile_cont
 
@@ -108,10 +107,10 @@ def test_verdicts_as_of_a_moment(store_engine: Engine) -> None:
     save_verdict(store_engine, v("NO_GO"), at=T0 - timedelta(days=2))
     save_verdict(store_engine, v("HOLD"), at=T0 - timedelta(hours=30))
     save_verdict(store_engine, v("GO"), at=T0)
-    before = verdicts_as_of(store_engine, T0 - timedelta(hours=24))
+    before = latest(store_engine, as_of=T0 - timedelta(hours=24))
     assert [(x.tenant, x.status) for x in before] == [("t", "HOLD")]
-    assert [x.status for x in verdicts_as_of(store_engine, T0)] == ["GO"]
-    assert verdicts_as_of(store_engine, T0 - timedelta(days=3)) == []
+    assert [x.status for x in latest(store_engine, as_of=T0)] == ["GO"]
+    assert latest(store_engine, as_of=T0 - timedelta(days=3)) == []
 
 
 def test_actions_need_a_person_and_a_reason_and_are_audited(store_engine: Engine, tmp_path: Path) -> None:
