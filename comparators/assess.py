@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from comparators.extract import side_from
 from comparators.routes import score
 from comparators.scoring import Comparison, Result, Side
-from comparators.text import chunk_for_embedding, similarity_from_chunks
+from comparators.text import TokenCounts, chunk_for_embedding, similarity_from_chunks
 from mirror.exchange import Exchange, ResponseSide
 from store.records import Payload, ScoredPair, SideMeta
 
@@ -73,13 +73,14 @@ def add_similarity(
     encode: Callable[[list[str]], NDArray[np.float32]],
     count_tokens: Callable[[str], int],
     window: int,
+    count_many: Callable[[list[str]], list[int]] | None = None,
 ) -> None:
-    """Semantic similarity for every text comparison in the batch, with one call to the model."""
-    chunks: dict[str, list[str]] = {}
-    for prepared in batch:
-        for text in texts_to_embed(prepared):
-            if text not in chunks:
-                chunks[text] = chunk_for_embedding(text, count_tokens, window)
+    """Semantic similarity for every text comparison in the batch, with one call to the model.
+    `count_many`, where given, counts tokens for many texts in one call (same counts, fewer calls)."""
+    texts = list(dict.fromkeys(t for prepared in batch for t in texts_to_embed(prepared)))
+    counts = TokenCounts(count_tokens, count_many)
+    counts.prefill(texts)
+    chunks = {text: chunk_for_embedding(text, counts, window) for text in texts}
     flat = [c for parts in chunks.values() for c in parts]
     vectors = encode(flat) if flat else np.zeros((0, 0), dtype=np.float32)
     by_text: dict[str, NDArray[np.float32]] = {}

@@ -276,6 +276,10 @@ _CUES: tuple[tuple[str, ...], ...] = tuple(
         "tidak", "tak", "bukan", "tiada", "tanpa", "belum", "menafikan", "nafi",
     )
 )  # fmt: skip
+# The cues by their first word, in _CUES's order, so each token is checked against its few candidates.
+_CUES_BY_FIRST: dict[str, tuple[tuple[str, ...], ...]] = {
+    first: tuple(cue for cue in _CUES if cue[0] == first) for first in {cue[0] for cue in _CUES}
+}
 
 
 def _words(text: str) -> frozenset[str]:
@@ -319,7 +323,7 @@ class _Side:
 
 
 def _cue_at(words: Sequence[str], i: int) -> int:
-    for cue in _CUES:
+    for cue in _CUES_BY_FIRST.get(words[i], ()):
         if tuple(words[i : i + len(cue)]) == cue:
             return len(cue)
     return 0

@@ -141,6 +141,30 @@ def _pack(
     return chunks
 
 
+class TokenCounts:
+    """`count_tokens` remembered: each text is counted once however often the chunker weighs it, and
+    with `count_many` (one call for many texts, as a tokenizer's batch call) counted ahead in bulk."""
+
+    def __init__(
+        self,
+        count_tokens: Callable[[str], int],
+        count_many: Callable[[list[str]], list[int]] | None = None,
+    ) -> None:
+        self._one = count_tokens
+        self._many = count_many
+        self._counted: dict[str, int] = {}
+
+    def __call__(self, text: str) -> int:
+        if text not in self._counted:
+            self._counted[text] = self._one(text)
+        return self._counted[text]
+
+    def prefill(self, texts: Sequence[str]) -> None:
+        todo = list(dict.fromkeys(t for t in texts if t not in self._counted))
+        if self._many is not None and todo:
+            self._counted.update(zip(todo, self._many(todo), strict=True))
+
+
 def chunk_for_embedding(
     text: str, count_tokens: Callable[[str], int], window: int, overlap: int = 0
 ) -> list[str]:
@@ -150,6 +174,8 @@ def chunk_for_embedding(
     repeats up to that many tokens of whole pieces at the start of the next chunk; it defaults to 0
     because `similarity_from_chunks` weighs each chunk once and overlap would count the shared
     sentences twice."""
+    if not isinstance(count_tokens, TokenCounts):
+        count_tokens = TokenCounts(count_tokens)  # a piece is counted once, however often weighed
     if count_tokens("x") > window:
         raise ValueError(f"a window of {window} tokens cannot hold any text")
     if not 0 <= overlap < window // 2:
@@ -163,7 +189,9 @@ def chunk_for_embedding(
     if fits(text):
         return [text.strip()]
     pieces: list[str] = []
-    for sentence in _split_sentences(text):
+    sentences = _split_sentences(text)
+    count_tokens.prefill(sentences)
+    for sentence in sentences:
         if fits(sentence):
             pieces.append(sentence)
             continue

@@ -234,13 +234,18 @@ class ScoringWorker:
 
     async def _score(self, entries: list[tuple[bytes, Exchange]]) -> list[ScoredPair]:
         loaded = [(entry_id.decode(), x, await self._bodies(x)) for entry_id, x in entries]
-        embedder = self.embedder if loaded else None
 
         def work() -> list[ScoredPair]:
             prepared = [_prepare(k, x, b, self._redact) for k, x, b in loaded]
-            if embedder is not None:
+            if loaded:
+                # Loaded (and compiled) with the first batch, in this thread: heartbeats go on.
+                embedder = self.embedder
                 add_similarity(
-                    [p for p, _ in prepared], embedder.encode, embedder.count_tokens, embedder.window
+                    [p for p, _ in prepared],
+                    embedder.encode,
+                    embedder.count_tokens,
+                    embedder.window,
+                    embedder.count_tokens_many,
                 )
             return [scored(p, b) for p, b in prepared]
 
@@ -288,6 +293,7 @@ def embedder_for(settings: Settings) -> Callable[[], Embedder]:
             settings.embedding_model,
             device=settings.embedding_device,
             precision=settings.embedding_precision,
+            compile=settings.embedding_compile,
         )
 
     return load

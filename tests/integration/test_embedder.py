@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -58,3 +63,69 @@ def test_bf16_autocast_keeps_the_vectors(embedder: Embedder) -> None:
 def test_a_missing_model_directory_is_a_clear_error() -> None:
     with pytest.raises(FileNotFoundError, match="no sentence-transformers model directory"):
         Embedder("/nonexistent/model")
+
+
+CORPUS = [
+    "demam",
+    "Paracetamol 500 mg three times a day for fever.",
+    "S: Pesakit mengadu demam dan batuk selama 3 hari. O: Suhu 38.5 °C, BP 130/85 mmHg. "
+    "A: Jangkitan saluran pernafasan atas. P: Paracetamol 1 g, rehat, air secukupnya.",
+    " ".join(["The patient denies chest pain and reports a mild headache since yesterday."] * 12),
+    "BP 120/80",
+    "Tiada alahan ubat yang diketahui.",
+    "No known drug allergies.",
+]
+
+
+def test_rows_come_back_in_the_order_given(embedder: Embedder) -> None:
+    # encode() regroups the texts by length in tokens: each row must still be its own text's vector.
+    texts = [*CORPUS, *reversed(CORPUS)]
+    together = embedder.encode(texts)
+    alone = np.vstack([embedder.encode([t]) for t in texts])
+    assert together.shape == (len(texts), 384)
+    assert float(np.min(np.sum(together * alone, axis=1))) > 0.99999
+    assert embedder.encode([]).shape == (0, 384)
+
+
+def test_bulk_token_counts_equal_single_counts(embedder: Embedder) -> None:
+    texts = [*CORPUS, "", " ", "naïve café", "😀 ok", "a\u0301b", "[CLS] x [SEP]"]
+    assert embedder.count_tokens_many(texts) == [embedder.count_tokens(t) for t in texts]
+
+
+def test_a_compiled_model_keeps_the_vectors(embedder: Embedder) -> None:
+    compiled = Embedder(compile="on")  # bf16 where the CPU has it, as the worker runs
+    assert compiled.compiled
+    for texts in (CORPUS, CORPUS[:1], CORPUS[4:6], CORPUS * 5):  # one text, a pair, several groups
+        fast = compiled.encode(texts)
+        assert float(np.min(np.sum(fast * embedder.encode(texts), axis=1))) > 0.9999
+
+
+def test_auto_does_not_compile_without_a_cpp_compiler(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CXX", "/nonexistent/c++")
+    assert not Embedder(precision="bf16", compile="auto").compiled
+    assert not Embedder(precision="fp32", compile="auto").compiled  # fp32 was not measured to gain
+
+
+def test_a_failed_compilation_falls_back_to_the_uncompiled_model(tmp_path: Path) -> None:
+    # In a child process: the compiler torch's inductor looks for is read when torch is imported, and
+    # an empty kernel cache makes it really try to build.
+    script = (
+        "import logging, numpy as np\n"
+        "logging.basicConfig(level=logging.WARNING)\n"
+        "from comparators.embedder import Embedder\n"
+        "e = Embedder(compile='on')\n"
+        "v = e.encode(['demam', 'Paracetamol 500 mg'])\n"
+        "print('compiled', e.compiled, 'norms', np.round(np.linalg.norm(v, axis=1), 4).tolist())\n"
+    )
+    env = {
+        **os.environ,
+        "CXX": "/nonexistent/c++",
+        "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor"),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "compiled False norms [1.0, 1.0]" in done.stdout
+    assert "could not compile the embedding model, running it uncompiled" in done.stderr

@@ -8,6 +8,7 @@ from rouge_score import rouge_scorer
 
 from comparators.scoring import METRICS, Comparison, Side
 from comparators.text import (
+    TokenCounts,
     chunk_for_embedding,
     lcs_length,
     length_ratio,
@@ -168,6 +169,28 @@ def test_chunks_fit_and_keep_every_word(window: int) -> None:
     chunks = chunk_for_embedding(long, words_counter, window)
     assert all(words_counter(c) <= window for c in chunks)
     assert " ".join(chunks).split() == long.split()
+
+
+def test_counting_in_bulk_changes_no_chunk_and_counts_each_text_once() -> None:
+    asked: list[str] = []
+    bulk_calls: list[list[str]] = []
+
+    def one(t: str) -> int:
+        asked.append(t)
+        return words_counter(t)
+
+    def many(texts: list[str]) -> list[int]:
+        bulk_calls.append(texts)
+        return [words_counter(t) for t in texts]
+
+    long = " ".join(text.soap_note(Random(seed), "ms") for seed in range(4))
+    counts = TokenCounts(one, many)
+    counts.prefill([long, long])
+    assert bulk_calls == [[long]]  # duplicates asked once
+    assert chunk_for_embedding(long, counts, 12) == chunk_for_embedding(long, words_counter, 12)
+    assert len(bulk_calls) == 2  # the sentences, in one call
+    assert len(asked) == len(set(asked))  # nothing counted twice one by one
+    assert long not in asked  # the whole text came from the bulk call
 
 
 def test_sentences_stay_whole_when_they_fit() -> None:

@@ -96,7 +96,7 @@ def test_env_example_builds_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: 
             monkeypatch.setenv(name, value)
     settings = Settings()
     assert str(settings.primary_url).startswith("http://primary-sim:4000")
-    assert settings.worker.batch == 32
+    assert settings.worker.batch == 64
 
 
 @pytest.mark.parametrize("service", SHADOWGATE_SERVICES)
