@@ -80,13 +80,10 @@ class Embedder:
 
     def count_tokens_many(self, texts: list[str]) -> list[int]:
         """`count_tokens` of each text, in one batched call to the tokenizer."""
-        return [len(ids) for ids in self._ids(texts)]
-
-    def _ids(self, texts: Sequence[str]) -> list[list[int]]:
         ids = self._tokenizer(
-            list(texts), add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False
+            texts, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False
         )["input_ids"]
-        return list(ids)
+        return [len(row) for row in ids]
 
     def encode(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Unit vectors, one row per text. The texts go to the model in groups of `batch_size` texts of
