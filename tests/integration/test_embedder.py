@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -92,6 +93,9 @@ def test_bulk_token_counts_equal_single_counts(embedder: Embedder) -> None:
     assert embedder.count_tokens_many(texts) == [embedder.count_tokens(t) for t in texts]
 
 
+@pytest.mark.skipif(
+    shutil.which(os.environ.get("CXX") or "g++") is None, reason="no C++ compiler for torch's inductor"
+)
 def test_a_compiled_model_keeps_the_vectors(embedder: Embedder) -> None:
     compiled = Embedder(compile="on")  # bf16 where the CPU has it, as the worker runs
     assert compiled.compiled
