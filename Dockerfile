@@ -8,7 +8,7 @@ ARG TORCH=torch==2.13.0
 ARG TORCH_INDEX_URL=
 RUN pip install --no-cache-dir ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "$TORCH"
 
-# g++ lets the worker torch.compile its embedding model (embedding_compile = "auto"; ~1.4x the pairs per
+# g++ lets the worker torch.compile its embedding model (embedding_compile = "auto"; ~1.3x the pairs per
 # second on a CPU with bf16); without it the worker runs the model uncompiled.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends g++ \

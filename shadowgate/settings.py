@@ -316,7 +316,7 @@ class Settings(BaseSettings):
     embedding_model: Path | None = None
     embedding_device: str | None = None  # unset: cuda when present, else cpu
     embedding_precision: Literal["auto", "fp32", "bf16"] = "auto"
-    # torch.compile the model when the worker starts (~10-30 s once; about 1.4x the pairs per second on
+    # torch.compile the model with the first batch (~10-30 s once; about 1.3x the pairs per second on
     # a bf16 CPU). auto: on a CPU computing in bf16 with a C++ compiler at hand.
     embedding_compile: Literal["auto", "on", "off"] = "auto"
     primary_timeout_s: float = Field(default=600.0, gt=0)
