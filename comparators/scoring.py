@@ -23,11 +23,16 @@ METRICS: dict[str, str] = {
     "rouge_l_f1": "ROUGE-L F1, Unicode tokens, no stemming",
     "length_ratio": "other side's length in tokens over the primary's",
     "finish_match": "1 if both sides stopped for the same reason",
-    # clinical facts: text and transcripts
-    "fact_mismatches": "numbers with units that differ or are missing on one side",
-    "facts_primary": "numbers with units in the primary's answer",
-    "negation_flips": "findings negated on one side and affirmed on the other (English and Malay)",
-    "clinical_ok": "1 when there is no fact mismatch and no negation flip",
+    # clinical facts: text and transcripts (comparators/facts.py, comparators/align.py, docs/CLINICAL.md)
+    "fact_mismatches": "clinical-fact differences of any kind and severity",
+    "facts_primary": "typed clinical facts read in the primary's answer",
+    "negation_flips": "findings or test results present on one side and absent on the other",
+    "clinical_ok": "1 when there is no critical contradiction",
+    "clinical_critical": "critical contradictions (drug, dose, route, frequency, allergy, side, value...)",
+    "clinical_contradictions": "contradictions of any severity",
+    "clinical_omissions": "critical or major facts of the primary that the other side leaves out",
+    "clinical_additions": "critical or major facts only the other side states",
+    "clinical_unscorable": "1 when a text could not be read for facts (empty, too long, not text)",
     "soap_sections_missing": "S/O/A/P sections present on one side only",
     "soap_min_section_similarity": "lowest ROUGE-L F1 over the SOAP sections both sides have",
     # structured output: JSON bodies and tool calls
@@ -58,7 +63,7 @@ METRICS: dict[str, str] = {
 class Finding:
     """One concrete difference, for the dashboard and the gate's examples. Excerpts are short."""
 
-    kind: str  # e.g. number_mismatch, negation_flip, missing_section, json_value_change
+    kind: str  # e.g. critical_contradiction, major_omission, missing_section, json_value_change
     where: str  # a field path, a SOAP section, a unit; "" when it has no place
     primary: str  # what the primary said (at most ~200 characters)
     other: str  # what the other side said

@@ -1,7 +1,7 @@
 """One pair's differences for people to read: word diffs, transcript alignment, facts, JSON fields (pure).
 
-The comparators decide what differs (speech.align_words, clinical.compare_facts / compare_negations,
-structured.diff); this module only lays their results out as escaped HTML and rows for tables.
+The comparators decide what differs (speech.align_words, clinical.compare_clinical, structured.diff);
+this module only lays their results out as escaped HTML and rows for tables.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from comparators.clinical import compare_facts, compare_negations
+from comparators.align import Difference
+from comparators.clinical import compare_clinical
 from comparators.extract import json_content
 from comparators.scoring import Finding
 from comparators.speech import align_words
@@ -173,10 +174,69 @@ def _rows(findings: Sequence[Finding]) -> list[Row]:
     return [Row(f.kind, f.where, f.primary, f.other) for f in findings]
 
 
-def clinical_rows(primary: str, candidate: str) -> list[Row]:
-    """Numbers with units that differ, and findings negated on one side only (comparators/clinical.py)."""
-    _, _, facts = compare_facts(primary, candidate)
-    return _rows([*facts, *compare_negations(primary, candidate)])
+@dataclass(frozen=True)
+class ClinicalRow:
+    """A clinical-fact difference for a table (comparators/align.py decides what it is)."""
+
+    severity: str  # critical, major, minor
+    kind: str  # contradiction, omission, addition
+    slot: str  # dose, route, side, assertion ...
+    entity: str  # the drug, vital, finding or body site
+    primary: str  # the primary's normalized value
+    candidate: str
+
+
+@dataclass(frozen=True)
+class ClinicalView:
+    rows: list[ClinicalRow]
+    primary_html: str  # the answer, each difference marked where it stands
+    candidate_html: str
+    unscorable: str | None  # why the texts could not be read for facts
+
+
+_SEVERITY_STYLE = """<style>
+.sg-facts mark{border-radius:3px;padding:0 .1rem;color:inherit}
+.sg-facts mark.critical{background:#ffd7d5;outline:2px solid #cf222e}
+.sg-facts mark.major{background:#fff1c2;outline:2px solid #bf8700}
+.sg-facts mark.minor{background:#ddf4ff;outline:1px dashed #0969da}
+.sg-facts mark sup{font-size:.65rem;font-weight:700;margin-left:.15rem}
+</style>"""
+
+
+def clinical_view(primary: str, candidate: str) -> ClinicalView:
+    """The clinical-fact differences (comparators/clinical.py) as table rows and as both answers with
+    each difference marked in place, coloured by severity and titled with its kind and slot."""
+    found = compare_clinical(primary, candidate)
+    rows = [ClinicalRow(d.severity, d.kind, d.slot, d.entity, d.primary, d.other) for d in found.differences]
+    return ClinicalView(
+        rows,
+        _marked(primary, [(d.primary_span, d, n) for n, d in enumerate(found.differences, 1)]),
+        _marked(candidate, [(d.other_span, d, n) for n, d in enumerate(found.differences, 1)]),
+        found.unscorable,
+    )
+
+
+def _marked(text: str, marks: list[tuple[tuple[int, int] | None, Difference, int]]) -> str:
+    """`text` escaped, with <mark> around each span; overlapping spans keep the first (most severe)."""
+    taken: list[tuple[int, int, Difference, int]] = []
+    for span, d, number in marks:
+        if span is None or span[0] >= span[1] or span[1] > len(text):
+            continue
+        if any(span[0] < e and s < span[1] for s, e, _, _ in taken):
+            continue
+        taken.append((span[0], span[1], d, number))
+    out: list[str] = []
+    position = 0
+    for start, end, d, number in sorted(taken, key=lambda t: t[0]):
+        title = html.escape(f"{number}: {d.severity} {d.kind} of {d.slot} ({d.entity})", quote=True)
+        out.append(html.escape(text[position:start]))
+        out.append(
+            f'<mark class="{d.severity} {d.kind}" title="{title}">{html.escape(text[start:end])}'
+            f"<sup>{number}</sup></mark>"
+        )
+        position = end
+    out.append(html.escape(text[position:]))
+    return f'{_STYLE}{_SEVERITY_STYLE}<div class="sg-diff sg-facts">{"".join(out)}</div>'
 
 
 def json_rows(primary: str | None, candidate: str | None) -> list[Row] | None:

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -46,13 +46,33 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def init_db(engine: Engine) -> None:
-    """Create the tables that are missing. Changes to existing tables will need migrations (later)."""
+    """Create the tables that are missing, and add the nullable columns a newer version added to a
+    table that exists (a new metric is a new NULL-able column of `scores`: old rows simply lack it)."""
     # Every table module registers with SQLModel's metadata when imported.
     import store.audit
     import store.models
     import store.verdicts  # noqa: F401
 
     SQLModel.metadata.create_all(engine)
+    _add_missing_columns(engine)
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    existing = inspect(engine)
+    for table in SQLModel.metadata.sorted_tables:
+        if not existing.has_table(table.name):
+            continue
+        present = {c["name"] for c in existing.get_columns(table.name)}
+        missing = [c for c in table.columns if c.name not in present]
+        for column in missing:
+            if not column.nullable:
+                raise RuntimeError(
+                    f"the store's table {table.name} lacks column {column.name}, which cannot be added to "
+                    "existing rows without a value: migrate it by hand"
+                )
+            kind = column.type.compile(dialect=engine.dialect)
+            with engine.begin() as conn:
+                conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
 
 
 @contextmanager

@@ -122,14 +122,38 @@ else:
         st.markdown("**Candidate** (never shown to a user)")
         st.html(right)
 
-rows = diffs.clinical_rows(primary, candidate)
+facts = diffs.clinical_view(primary, candidate)
 st.markdown("#### Clinical facts")
-if rows:
+if facts.unscorable is not None:
+    st.warning(f"The clinical facts could not be read: {facts.unscorable}.")
+elif facts.rows:
+    st.caption(
+        "Each difference marked where it stands, numbered as in the table: red critical, yellow major, "
+        "blue minor. Hover a mark for its kind."
+    )
+    cols = st.columns(2)
+    with cols[0]:
+        st.markdown("**Primary**")
+        st.html(facts.primary_html)
+    with cols[1]:
+        st.markdown("**Candidate**")
+        st.html(facts.candidate_html)
     st.table(
-        [{"kind": r.kind, "where": r.where, "primary": r.primary, "candidate": r.candidate} for r in rows]
+        [
+            {
+                "#": n,
+                "severity": r.severity,
+                "kind": r.kind,
+                "slot": r.slot,
+                "about": r.entity,
+                "primary": r.primary,
+                "candidate": r.candidate,
+            }
+            for n, r in enumerate(facts.rows, 1)
+        ]
     )
 else:
-    st.caption("No number with a unit and no negation differs.")
+    st.caption("The two answers state the same clinical facts.")
 fields = diffs.json_rows(primary, candidate)
 if fields is not None:
     st.markdown("#### JSON fields")

@@ -208,9 +208,10 @@ def test_the_pair_page_marks_changed_numbers_and_negations(dashboard_env: Filled
     assert '<del class="number"' in shown
     assert '<ins class="number"' in shown
     assert "negation" in shown
+    assert '<mark class="critical contradiction"' in shown  # the clinical differences, marked in place
     facts = at.table[-1].value
-    kinds = {str(k) for k in facts["kind"]}
-    assert {"number_mismatch", "negation_flip"} <= kinds
+    assert "critical" in {str(k) for k in facts["severity"]}
+    assert {"dose", "assertion"} & {str(k) for k in facts["slot"]}
     content = load_payload(engine, key, None)
     assert content is not None
     assert content.candidate is not None

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import StatementError
 
 from comparators.scoring import METRICS, Finding, Result
-from store.db import SQLITE_BUSY_TIMEOUT_MS, make_engine
+from store.db import SQLITE_BUSY_TIMEOUT_MS, init_db, make_engine
 from store.export import export
 from store.models import FINDINGS, PAIRS, PAYLOADS, SCORES, ScoreRow, table
 from store.queries import (
@@ -84,6 +84,22 @@ def percentile_cont(values: list[float], q: float) -> float:
     lo = int(h)
     hi = min(lo + 1, len(xs) - 1)
     return xs[lo] + (h - lo) * (xs[hi] - xs[lo])
+
+
+def test_a_store_from_before_a_new_metric_gains_its_column(store_engine: Engine) -> None:
+    """A database made by an older version (here: without the clinical severity columns) is brought up
+    to date by init_db: the columns are added, old rows keep NULL there, and new scores are written."""
+    save_scored(store_engine, [pair("old", metrics={"clinical_ok": 1.0})])
+    with store_engine.begin() as conn:
+        conn.execute(text('ALTER TABLE scores DROP COLUMN "clinical_critical"'))
+    with pytest.raises(StatementError):
+        save_scored(store_engine, [pair("new", metrics={"clinical_critical": 2.0})])
+    init_db(store_engine)
+    init_db(store_engine)  # and again: nothing left to add
+    save_scored(store_engine, [pair("new", metrics={"clinical_critical": 2.0})])
+    with store_engine.connect() as conn:
+        rows = dict(conn.execute(select(SCORES.c.pair_key, SCORES.c.clinical_critical)).all())
+    assert rows == {"old": None, "new": 2.0}
 
 
 def test_score_columns_are_the_metrics() -> None:

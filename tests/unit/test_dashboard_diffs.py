@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dashboard.diffs import (
-    clinical_rows,
+    clinical_view,
     json_rows,
     request_text,
     side_by_side_html,
@@ -61,13 +61,29 @@ def test_transcripts_are_aligned_as_wer_counts_them() -> None:
     assert "<ins>degrees</ins>" in a.html
 
 
-def test_clinical_rows_come_from_the_clinical_comparator() -> None:
-    rows = clinical_rows("Amoxicillin 500 mg TDS. No fever.", "Amoxicillin 250 mg TDS. Fever present.")
-    kinds = sorted(r.kind for r in rows)
-    assert kinds == ["negation_flip", "number_mismatch"]
-    dose = next(r for r in rows if r.kind == "number_mismatch")
-    assert "500" in dose.primary
-    assert "250" in dose.candidate
+def test_clinical_view_comes_from_the_clinical_comparator() -> None:
+    primary, candidate = "Amoxicillin 500 mg TDS. No fever.", "Amoxicillin 250 mg TDS. Fever present."
+    view = clinical_view(primary, candidate)
+    assert sorted((r.severity, r.kind, r.slot, r.entity) for r in view.rows) == [
+        ("critical", "contradiction", "assertion", "fever"),
+        ("critical", "contradiction", "dose", "amoxicillin"),
+    ]
+    dose = next(r for r in view.rows if r.slot == "dose")
+    assert (dose.primary, dose.candidate) == ("500 mg", "250 mg")
+    # Each difference is marked where it stands on both sides, titled with its severity and kind.
+    assert '<mark class="critical contradiction" title="' in view.primary_html
+    assert ">500 mg<sup>" in view.primary_html
+    assert ">250 mg<sup>" in view.candidate_html
+    assert ">fever<sup>" in view.primary_html
+    assert ">Fever<sup>" in view.candidate_html
+    assert view.unscorable is None
+
+
+def test_clinical_view_escapes_and_says_why_it_cannot_read() -> None:
+    view = clinical_view("<b>Paracetamol</b> 1 g", "<b>Paracetamol</b> 500 mg")
+    assert "<b>" not in view.primary_html
+    assert "&lt;b&gt;" in view.primary_html
+    assert clinical_view("Paracetamol 1 g", "").unscorable == "the candidate's answer is empty"
 
 
 def test_json_rows_by_field_path_only_when_both_are_json() -> None:

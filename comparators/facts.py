@@ -1,0 +1,814 @@
+"""What a clinical answer states, as typed facts: medications (drug, dose, route, frequency, timing,
+duration, quantity, status), allergies, findings with their assertion, test results, vital signs and
+labs, laterality with body site, follow-up, and any other number with a unit. Pure; English and Malay.
+
+A fact is (kind, entity, slot, value, unit) with the span of original text it was read from. The entity
+is what facts are aligned on (a drug's ingredients, a vital's name, a finding, a body site); the slot is
+what is said about it. `comparators/align.py` compares two answers' facts.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+
+from comparators import assertion
+from comparators.lexicon import Lexicon, Term, load, words
+from comparators.numbers import Text, read
+
+Kind = str  # "medication", "allergy", "finding", "measure", "laterality", "followup", "quantity"
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    kind: Kind
+    entity: str  # what it is aligned on: "paracetamol", "bp", "chest pain", "knee", "allergy"
+    slot: str  # drug, dose, route, frequency, timing, duration, quantity, status, allergy, reaction,
+    #          assertion, result, value, side, site, followup
+    value: str  # normalized: "1000", "oral", "3/day", "absent", "left", "penicillin", "14"
+    unit: str  # "mg", "ml", "tablet", "mmhg", "day" ... ("" when the value has none)
+    start: int  # span in the original text
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    text: Text
+    facts: list[Fact]
+    tokens: assertion.Tokens
+    states: list[assertion.State]  # per token
+    phrases: list[tuple[tuple[str, ...], assertion.State]]  # what each cue governs, for unlisted findings
+
+    def occurrences(self, phrase: tuple[str, ...]) -> list[tuple[str, tuple[int, int], str]]:
+        """(state, span, slot) of each place `phrase` is written, hypotheticals left out."""
+        words = self.tokens.words
+        n = len(phrase)
+        out: list[tuple[str, tuple[int, int], str]] = []
+        for i in self._positions().get(phrase[0], ()):
+            if tuple(words[i : i + n]) == phrase and self.states[i] != "hypothetical":
+                span = self.text.span(self.tokens.starts[i], self.tokens.ends[i + n - 1])
+                out.append((self.states[i], span, "assertion"))
+        return out
+
+    def _positions(self) -> dict[str, list[int]]:
+        positions: dict[str, list[int]] = {}
+        for i, w in enumerate(self.tokens.words):
+            positions.setdefault(w, []).append(i)
+        return positions
+
+    def mentions(self) -> dict[str, list[tuple[str, tuple[int, int], str]]]:
+        """Listed findings and tests: concept -> (state, span, slot) per mention."""
+        out: dict[str, list[tuple[str, tuple[int, int], str]]] = {}
+        for f in self.facts:
+            if f.kind == "finding":
+                out.setdefault(f.entity, []).append((f.value, (f.start, f.end), f.slot))
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers, units, durations
+# ---------------------------------------------------------------------------------------------
+
+NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"  # "1,000" is a thousand (Malaysian usage)
+RANGE = rf"{NUM}(?:\s*(?:-|–|to|hingga|ke)\s*{NUM})?"
+
+# spelling -> (unit, factor to it). Mass in mg, volume in ml, so "1 g" is "1000 mg".
+DOSE_UNITS: dict[str, tuple[str, Fraction]] = {}
+
+
+def _units(unit: str, factor: Fraction | int, spellings: str) -> None:
+    for s in spellings.split(","):
+        DOSE_UNITS[s.strip()] = (unit, Fraction(factor))
+
+
+_units("mg", 1, "mg,mgs,milligram,milligrams,miligram,milligramme,milligrammes")
+_units("mg", Fraction(1, 1000), "mcg,µg,μg,ug,microgram,micrograms,mikrogram")
+_units("mg", Fraction(1, 1_000_000), "ng,nanogram,nanograms")
+_units("mg", 1000, "g,gm,gms,gram,grams,gramme,grammes,gram")
+_units("ml", 1, "ml,mls,millilitre,millilitres,milliliter,milliliters,mililiter,cc")
+_units("ml", 1000, "l,litre,litres,liter,liters,liter")
+_units("units", 1, "units,unit,iu,i.u.,u,unit antarabangsa")
+_units("mmol", 1, "mmol,millimole,millimoles")
+_units("meq", 1, "meq")
+_units("tablet", 1, "tablet,tablets,tab,tabs,tabl,biji,pil,pill,pills,tablet-tablet")
+_units("capsule", 1, "capsule,capsules,cap,caps,kapsul")
+_units("puff", 1, "puff,puffs,sedutan,semburan,spray,sprays,actuation,actuations")
+_units("drop", 1, "drop,drops,gtt,titis,titisan,titik")
+_units("sachet", 1, "sachet,sachets,paket,uncang")
+_units("spoon", 1, "teaspoon,teaspoons,tsp,sudu teh,sudu kecil")
+_units("suppository", 1, "suppository,suppositories")
+_units("patch", 1, "patch,patches,tampalan")
+_units("vial", 1, "vial,vials,ampoule,ampoules,amp")
+_DOSE_UNIT = "|".join(re.escape(u).replace(r"\ ", r"\s+") for u in sorted(DOSE_UNITS, key=len, reverse=True))
+_PER = r"(?:\s*/\s*(?P<per>kg|day|hari|dose|hr|h|hour|jam|min|m2))?"
+DOSE = re.compile(
+    rf"(?<![\w.,/])(?P<value>{RANGE}|\d+/\d+)\s*(?:-\s*)?(?:a\s+)?(?P<unit>{_DOSE_UNIT})(?![a-z]){_PER}(?![a-z])"
+)
+
+DAYS = {
+    "d": 1, "day": 1, "days": 1, "hari": 1, "/7": 1,
+    "w": 7, "wk": 7, "wks": 7, "week": 7, "weeks": 7, "minggu": 7, "/52": 7,
+    "m": 30, "mo": 30, "mth": 30, "mths": 30, "month": 30, "months": 30, "bulan": 30, "/12": 30,
+    "y": 365, "yr": 365, "yrs": 365, "year": 365, "years": 365, "tahun": 365,
+}  # fmt: skip
+_SPAN_WORD = r"days?|d|hari|weeks?|wks?|wk|minggu|months?|mths?|mth|bulan|years?|yrs?|tahun"
+# "5/7", "2/52", "1/12": days, weeks, months in clinic shorthand (not a date: no third part).
+_SLASH = rf"(?P<n1>{NUM})\s*/\s*(?P<d1>7|52|12)(?![\d/])"
+_WORDED = rf"(?P<n2>{RANGE})\s*(?P<d2>{_SPAN_WORD})(?![a-z])"
+_SE = r"(?P<se>seminggu|sebulan|setahun|a\s+week|a\s+month|a\s+year|one\s+week|fortnight|two\s+weeks)"
+INTERVAL = rf"(?:{_SLASH}|{_WORDED}|{_SE})"
+_SE_DAYS = {"seminggu": 7, "sebulan": 30, "setahun": 365, "sehari": 1, "a week": 7, "a month": 30,
+            "a year": 365, "one week": 7, "fortnight": 14, "two weeks": 14}  # fmt: skip
+
+
+def number(text: str) -> Fraction:
+    return Fraction(text.replace(",", ""))
+
+
+def show(x: Fraction) -> str:
+    if x.denominator == 1:
+        return str(x.numerator)
+    decimal = f"{float(x):.6f}".rstrip("0").rstrip(".")
+    return decimal if Fraction(decimal) == x else str(x)
+
+
+def _scaled(value: str, factor: Fraction) -> str:
+    parts = re.split(r"\s*(?:-|–|to|hingga|ke)\s*", value)
+    try:
+        return "-".join(show(number(p) * factor) for p in parts if p)
+    except (ValueError, ZeroDivisionError):
+        return value
+
+
+def interval_days(m: re.Match[str]) -> str:
+    if m["n1"]:
+        return _scaled(m["n1"], Fraction(DAYS["/" + m["d1"]]))
+    if m["n2"]:
+        unit = m["d2"]
+        return _scaled(m["n2"], Fraction(DAYS.get(unit, DAYS.get(unit.rstrip("s"), 1))))
+    return str(_SE_DAYS[re.sub(r"\s+", " ", m["se"])])
+
+
+# ---------------------------------------------------------------------------------------------
+# Medication attributes
+# ---------------------------------------------------------------------------------------------
+
+_ROUTES = {
+    "oral": "po,p.o.,p/o,oral,orally,by mouth,per oral,per os,per-oral,secara oral,melalui mulut,ditelan,"
+    "telan,ubat makan,secara makan",
+    "iv": "iv,i.v.,i/v,intravenous,intravenously,iv infusion,iv drip,ivi,intravena,secara intravena,"
+    "melalui salur darah,ke dalam salur darah,ke dalam vena,melalui drip,infusion,drip,iv bolus,bolus",
+    "im": "im,i.m.,i/m,intramuscular,intramuscularly,intramuskular,suntikan ke otot,ke dalam otot,"
+    "suntikan otot,secara intramuskular",
+    "sc": "sc,s.c.,s/c,subcut,subcutaneous,subcutaneously,sq,s.q.,subkutaneus,bawah kulit,di bawah kulit,"
+    "subkutan",
+    "sl": "sl,s.l.,sublingual,sublingually,bawah lidah,di bawah lidah",
+    "topical": "topical,topically,apply,applied,sapu,sapukan,disapu,cream,krim,ointment,salap,gel,lotion,"
+    "losyen",
+    "inhaled": "inh,inhaled,inhalation,inhaler,via inhaler,mdi,neb,nebulised,nebulized,nebuliser,"
+    "nebulizer,nebulisation,nebulization,sedut,disedut,via spacer,spacer",
+    "rectal": "pr,p.r.,per rectum,per rectal,rectal,rectally,suppository,suppositori,supp,dubur,"
+    "melalui dubur,ikut dubur,rektal,secara rektal",
+    "ophthalmic": "eye drop,eye drops,eye drops,ophthalmic,titis mata,ubat titis mata,eye ointment",
+    "otic": "ear drop,ear drops,otic,titis telinga,ubat titis telinga",
+    "nasal": "intranasal,nasal spray,nasal,semburan hidung,spray hidung,ke dalam hidung",
+    "vaginal": "pv,per vaginal,vaginal,vaginally,pessary,faraj",
+    "transdermal": "transdermal,patch,tampalan",
+}
+_FREQUENCIES = {
+    "1/day": "od,o.d.,once daily,once a day,once per day,daily,every day,each day,sekali sehari,"
+    "sehari sekali,1 kali sehari,1x sehari,setiap hari,tiap hari,q24h,qd,om,o.m.,mane,nocte,o.n.,"
+    "every morning,every night,each morning,each night,at night,at bedtime,hs,24 hourly",
+    "2/day": "bd,b.d.,bid,b.i.d.,twice daily,twice a day,twice per day,dua kali sehari,2 kali sehari,"
+    "12 hourly,12-hourly,q12h,every 12 hours,setiap 12 jam,12 jam sekali",
+    "3/day": "tds,t.d.s.,tid,t.i.d.,thrice daily,thrice a day,tiga kali sehari,3 kali sehari,8 hourly,"
+    "8-hourly,q8h,every 8 hours,setiap 8 jam,8 jam sekali",
+    "4/day": "qid,q.i.d.,qds,q.d.s.,empat kali sehari,4 kali sehari,6 hourly,6-hourly,q6h,every 6 hours,"
+    "setiap 6 jam,6 jam sekali",
+    "1/week": "weekly,once weekly,once a week,every week,seminggu sekali,sekali seminggu,setiap minggu",
+    "1/2day": "eod,alternate day,alternate days,every other day,selang sehari,every second day",
+    "stat": "stat,statim,single dose,one dose only,once only,dos tunggal,sekali sahaja,satu dos sahaja",
+    "prn": "prn,p.r.n.,as needed,when needed,as required,when required,if needed,if required,"
+    "when necessary,if necessary,as necessary,bila perlu,apabila perlu,jika perlu,kalau perlu,"
+    "bila-bila perlu,sos,s.o.s.,on demand,when in pain,bila sakit,apabila sakit",
+}
+_TIMINGS = {
+    "before food": "ac,a.c.,before food,before meals,before meal,before eating,before breakfast,"
+    "before each meal,sebelum makan,sebelum sarapan,on an empty stomach,perut kosong,semasa perut kosong",
+    "after food": "pc,p.c.,after food,after meals,after meal,after eating,after breakfast,after each meal,"
+    "selepas makan,lepas makan,sesudah makan,selepas sarapan,with food,with meals,bersama makanan,"
+    "semasa makan,with meal",
+    "morning": "om,o.m.,mane,in the morning,every morning,each morning,morning,pagi,waktu pagi,setiap pagi,"
+    "pada waktu pagi",
+    "night": "on,o.n.,nocte,at night,every night,each night,at bedtime,bedtime,before bed,before sleep,"
+    "hs,malam,waktu malam,setiap malam,pada waktu malam,sebelum tidur,night",
+    "noon": "tengahari,tengah hari,at noon,midday,afternoon,petang",
+}
+_STATUS_STOP = (
+    "stop,stopped,discontinue,discontinued,withhold,withheld,hold,omit,omitted,cease,ceased,avoid,"
+    "no longer,not on,not taking,not to take,do not take,don't take,do not give,off,hentikan,henti,"
+    "berhenti,berhentikan,dihentikan,jangan ambil,jangan makan,jangan guna,tidak perlu ambil,elakkan,"
+    "tidak lagi,tak payah"
+)
+
+
+def _lookup(table: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """A regex alternation of every spelling (longest first) and spelling -> key."""
+    lookup: dict[str, str] = {}
+    for key, spellings in table.items():
+        for s in spellings.split(","):
+            lookup.setdefault(re.sub(r"\s+", " ", s.strip()), key)
+    ordered = sorted(lookup, key=len, reverse=True)
+    return "|".join(re.escape(s).replace(r"\ ", r"\s+") for s in ordered), lookup
+
+
+def _alternation(table: dict[str, str]) -> tuple[re.Pattern[str], dict[str, str]]:
+    body, lookup = _lookup(table)
+    return re.compile(rf"(?<![\w.])(?:{body})(?![\w])"), lookup
+
+
+ROUTE, _ROUTE_OF = _alternation(_ROUTES)
+FREQUENCY, _FREQUENCY_OF = _alternation(_FREQUENCIES)
+TIMING, _TIMING_OF = _alternation(_TIMINGS)
+STATUS, _ = _alternation({"stopped": _STATUS_STOP})
+# "3 times a day", "2x/day", "3 kali sehari", "every 4 hours", "q4h", "4-6 hourly", "8 jam sekali"
+_TIMES = re.compile(
+    rf"(?<![\w.])(?P<times>{RANGE})\s*(?:x|times|kali|×)\s*(?:a|per|/|in\s+a|setiap)?\s*(?:day|daily|sehari|hari)\b"
+    rf"|\b(?:every|setiap|tiap|q)\s*(?P<hours>{RANGE})\s*(?:hours?|hrs?|h|jam|hourly)\b"
+    rf"|(?<![\w.])(?P<hourly>{RANGE})\s*-?\s*(?:hourly|jam\s+sekali)\b"
+)
+# Dispensed amounts: "dispense 20 tabs", "bekalan 10 biji", "qty: 30", "#20", "x 20 tabs".
+_QUANTITY = re.compile(
+    rf"(?:\b(?:dispense|dispensed|supply|supplied|qty|quantity|bekalan|jumlah|sebanyak|total of|"
+    rf"beri sebanyak|bagi sebanyak)\b\s*[:=]?\s*|#\s*|\bx\s*)(?P<q>{NUM})\s*"
+    rf"(?P<u>tabs?|tablets?|biji|caps?|capsules?|sachets?|bottles?|botol|pens?|vials?|tubes?|tiub|"
+    rf"inhalers?|boxes|box|kotak|strips?|papan)?(?![a-z/])"
+)
+
+
+_WEEKDAY = re.compile(
+    r"\s+(?:isnin|selasa|rabu|khamis|jumaat|sabtu|ahad|minggu|monday|tuesday|wednesday|thursday|"
+    r"friday|saturday|sunday)"
+)
+
+
+def _frequency_of(m: re.Match[str]) -> str:
+    if m["times"]:
+        return f"{_scaled(m['times'], Fraction(1))}/day"
+    hours = m["hours"] or m["hourly"]
+    try:
+        values = [number(p) for p in re.split(r"\s*(?:-|–|to|hingga|ke)\s*", hours) if p]
+        return "-".join(show(Fraction(24) / v) for v in sorted(values, reverse=True)) + "/day"
+    except (ValueError, ZeroDivisionError):
+        return hours
+
+
+# ---------------------------------------------------------------------------------------------
+# Extraction
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Atom:
+    slot: str
+    value: str
+    unit: str
+    start: int  # in norm
+    end: int
+
+
+@dataclass(slots=True)
+class _Reader:
+    text: Text
+    lex: Lexicon
+    tokens: assertion.Tokens
+    terms: list[Term]
+    claimed: list[tuple[int, int]]  # norm spans already read as a typed fact
+    facts: list[Fact]
+
+    @property
+    def norm(self) -> str:
+        return self.text.norm
+
+    def add(self, kind: str, entity: str, slot: str, value: str, unit: str, start: int, end: int) -> None:
+        s, e = self.text.span(start, end)
+        self.facts.append(Fact(kind, entity, slot, value, unit, s, e))
+
+    def claim(self, start: int, end: int) -> None:
+        self.claimed.append((start, end))
+
+    def free(self, start: int, end: int) -> bool:
+        return not any(start < e and s < end for s, e in self.claimed)
+
+    def char(self, first: int, last: int) -> tuple[int, int]:
+        """Norm span of tokens first..last-1."""
+        return self.tokens.starts[first], self.tokens.ends[last - 1]
+
+
+_SENTENCE = re.compile(r"[.;!?](?:\s|$)|\n")
+
+
+def extract(original: str) -> Facts:
+    text = read(original)
+    lex = load()
+    toks = assertion.tokens(text.norm)
+    reader = _Reader(text, lex, toks, lex.terms(toks.words), [], [])
+    _measures(reader)
+    allergy_spans = _allergies(reader)
+    _followups(reader)
+    _medications(reader, allergy_spans)
+    _laterality(reader)
+    states, phrases = _findings(reader, allergy_spans)
+    _leftover_quantities(reader)
+    return Facts(text, reader.facts, toks, states, phrases)
+
+
+# --- vital signs and labs ----------------------------------------------------------------------
+
+_MEASURE_LINK = words(": = - – ( of is was at reading ialah adalah level paras bacaan on arrival")
+_BP_VALUE = re.compile(r"\s*(?P<a>\d{2,3})\s*(?:/|over|per|\\)\s*(?P<b>\d{2,3})(?![\d/])")
+_MEASURE_VALUE = re.compile(rf"\s*(?P<v>{NUM})(?![\d]|/\d)(?:\s*/\s*(?P<of>10|15)\b)?")
+_AGE = re.compile(
+    rf"(?<![\w.,/])(?P<v>{NUM})\s*(?:-\s*)?(?:years?[\s-]*old|year-old|yrs?[\s-]*old|yo|y/o|y\.o\.|"
+    r"tahun|thn)(?![a-z])"
+)
+_TEMPERATURE = re.compile(
+    r"(?<![\w.,/])(?P<v>3[4-9](?:[.,]\d+)?|4[0-2](?:[.,]\d+)?)\s*(?:°\s*c|º\s*c|degrees?\s*(?:celsius|c)?|darjah(?:\s+celsius)?|celsius|c)(?![a-z])"
+)
+
+
+# "selama 2 tahun", "for 3 years": a duration, not an age.
+_DURATION_BEFORE = re.compile(r"\b(?:for|selama|since|sejak|over|dalam|x|past|last|lepas|ago)\s*$")
+
+
+def _measures(r: _Reader) -> None:
+    words = r.tokens.words
+    for term in r.terms:
+        if term.category != "measures":
+            continue
+        j = term.last
+        while j < len(words) and words[j] in _MEASURE_LINK and j - term.last < 3:
+            j += 1
+        if j >= len(words):
+            continue
+        at = r.tokens.starts[j]
+        if term.key == "bp":
+            m = _BP_VALUE.match(r.norm, at)
+            if m is None:
+                continue
+            value = f"{m['a']}/{m['b']}"
+        else:
+            m = _MEASURE_VALUE.match(r.norm, at)
+            if m is None:
+                continue
+            value = show(number(m["v"]))
+        start = r.tokens.starts[term.first]
+        r.add("measure", term.key, "value", value, "", start, m.end())
+        r.claim(start, m.end())
+    for m in _AGE.finditer(r.norm):
+        if r.free(m.start(), m.end()) and not _DURATION_BEFORE.search(
+            r.norm, max(0, m.start() - 12), m.start()
+        ):
+            r.add("measure", "age", "value", show(number(m["v"])), "", m.start(), m.end())
+            r.claim(m.start(), m.end())
+    for m in _TEMPERATURE.finditer(r.norm):
+        if r.free(m.start(), m.end()):
+            r.add("measure", "temperature", "value", show(number(m["v"])), "", m.start(), m.end())
+            r.claim(m.start(), m.end())
+
+
+# --- allergies -----------------------------------------------------------------------------------
+
+_NO_ALLERGY = re.compile(
+    r"\b(?:allerg\w*|alahan|alergi)\s*[:=\-]?\s*(?:none\s+known|not\s+known|nil\s+known|tiada\s+diketahui)\b|"
+    r"\b(?:nkda|nka|nkfa|nkma|nkfda)\b"
+    r"|\bno\s+(?:known\s+)?(?:drug\s+|food\s+|medication\s+|medicine\s+)?(?:allerg\w*|alahan|alergi)"
+    r"(?:\s+to\s+(?:any\s+)?(?:drugs?|medications?|medicines?))?"
+    r"|\b(?:denies|denied|deny|tiada|tidak\s+ada|tak\s+ada|takde|tiada\s+sebarang|tidak\s+mempunyai|"
+    r"tidak\s+mengalami|bukan)\s+(?:any\s+|sebarang\s+|apa-apa\s+)?(?:known\s+)?"
+    r"(?:drug\s+|medication\s+|food\s+)?(?:sejarah\s+)?(?:allerg\w*|alahan|alergi|alah)(?:\s+(?:ubat|makanan))?"
+    r"|\b(?:allerg\w*|alahan|alergi)(?:\s+(?:ubat|makanan|to\s+drugs?|history))?\s*[:=\-]\s*"
+    r"(?:nil|none|no|tiada|tidak\s+ada|nkda|negative|negatif|not\s+known|unknown|tak\s+ada)\b"
+    r"|\bnot\s+allergic\s+to\s+any"
+    r"|\btidak\s+alah\s+(?:kepada|pada|dengan)?\s*(?:sebarang|apa-apa)\s+ubat"
+)
+_ALLERGY_CUE = re.compile(
+    r"\b(?:allergic\s+to|allergy\s+to|allergies\s+to|allergy|allergies|allergic|alahan|alergi|alergik|"
+    r"alah|sensitive\s+to|hypersensitivity\s+to|intolerance\s+to)\b"
+    r"(?:\s+(?:ubat|makanan|kepada|terhadap|pada|dengan|to|is|are|:|=|-))*"
+)
+_REACTIONS = {
+    "rash": "rash,rashes,ruam,kemerahan", "urticaria": "hives,urticaria,biduran,bintat",
+    "angioedema": "angioedema,swelling,bengkak,facial swelling,lip swelling,bengkak muka,bengkak bibir",
+    "anaphylaxis": "anaphylaxis,anaphylactic,anafilaksis,renjatan",
+    "itch": "itch,itchy,itching,itchiness,gatal,gatal-gatal",
+    "breathless": "sob,shortness of breath,sesak nafas,wheeze,bronchospasm",
+    "gi": "vomiting,muntah,diarrhoea,cirit-birit,nausea,loya",
+}  # fmt: skip
+REACTION, _REACTION_OF = _alternation(_REACTIONS)
+
+
+def _allergies(r: _Reader) -> list[tuple[int, int]]:
+    """Allergy statements: "none known" or the agents (drug or allergen) and reactions. Returns the
+    norm spans they cover, so their drug names are not read as medications."""
+    spans: list[tuple[int, int]] = []
+    for m in _NO_ALLERGY.finditer(r.norm):
+        r.add("allergy", "allergy", "allergy", "none known", "", m.start(), m.end())
+        spans.append((m.start(), m.end()))
+    agent_terms = [t for t in r.terms if t.category in ("drugs", "allergens")]
+    starts = r.tokens.starts
+    for m in _ALLERGY_CUE.finditer(r.norm):
+        if any(s <= m.start() < e for s, e in spans):
+            continue
+        # Agents after the cue up to the clause's end; or the agent just before it ("penicillin allergy").
+        stop = _SENTENCE.search(r.norm, m.end())
+        end = stop.start() if stop else len(r.norm)
+        clause_end = min(end, m.end() + 120)
+        after = [t for t in agent_terms if m.end() <= starts[t.first] < clause_end]
+        before = [t for t in agent_terms if 0 <= m.start() - r.tokens.ends[t.last - 1] <= 2]
+        agents = after or before
+        if not agents:
+            continue
+        first = min(m.start(), *(starts[t.first] for t in agents))
+        last = max(m.end(), *(r.tokens.ends[t.last - 1] for t in agents))
+        for t in agents:
+            r.add("allergy", "allergy", "allergy", _agent(t), "", starts[t.first], r.tokens.ends[t.last - 1])
+        for rm in REACTION.finditer(r.norm, m.end(), clause_end):
+            r.add("allergy", "allergy", "reaction", _REACTION_OF[_squash(rm[0])], "", rm.start(), rm.end())
+            last = max(last, rm.end())
+        spans.append((first, max(last, clause_end if after else last)))
+    return spans
+
+
+def _agent(t: Term) -> str:
+    return t.key
+
+
+def _squash(s: str) -> str:
+    return re.sub(r"\s+", " ", s)
+
+
+# --- follow-up -----------------------------------------------------------------------------------
+
+_FOLLOWUP = re.compile(
+    r"\b(?:review|reviewed|follow[\s-]*up|f/u|fu|tca|rv|r/v|see\s+again|return|come\s+back|"
+    r"temujanji|datang\s+semula|datang\s+balik|ulang\s+semula|jumpa\s+semula|rawatan\s+susulan|"
+    r"susulan|appointment|appt|clinic\s+review|next\s+visit|lawatan\s+seterusnya|lawatan\s+susulan)"
+    r"(?:\s+(?:in|after|within|at|dalam|selepas|lepas|dalam\s+masa|lagi|on|:|=|-|the|clinic|klinik|"
+    r"appointment|another))*\s*" + INTERVAL + r"(?:\s+(?:lagi|later|time|masa))?"
+)
+
+
+def _followups(r: _Reader) -> None:
+    for m in _FOLLOWUP.finditer(r.norm):
+        r.add("followup", "followup", "followup", interval_days(m), "day", m.start(), m.end())
+        r.claim(m.start(), m.end())
+
+
+# --- medications ---------------------------------------------------------------------------------
+
+_NOT_DRUGS = words(
+    "exceed than over under upto titrate titrated gave received receive weighing weighs dosed kepada "
+    "sebanyak bersamaan equivalent equals containing contains strength kekuatan sebiji each per take "
+    "takes taking taken give given giving start started continue continued prescribe prescribed ambil "
+    "makan bagi beri berikan mulakan teruskan dose dos dosage total daily max maximum up then and dan "
+    "or atau increase increased reduce reduced naikkan kurangkan from dari daripada loading each "
+    "every setiap with plus also juga tablet tablets biji kapsul capsule syrup sirap ubat medication "
+    "medicine about approximately around only sahaja weight berat temp suhu glucose sugar level paras "
+    "reading bacaan drink minum water air fluids cecair oral stat urine output intake"
+)
+_UNKNOWN_DRUG = re.compile(rf"\b(?P<name>[a-z][a-z\-]{{3,}})\s+(?={RANGE}\s*(?:mg|mcg|g|ml|units|iu)\b)")
+
+
+@dataclass(slots=True)
+class _Mention:
+    key: str
+    start: int  # norm
+    end: int
+    stopped: bool = False
+
+
+def _medications(r: _Reader, allergy_spans: list[tuple[int, int]]) -> None:
+    norm = r.norm
+    starts, ends = r.tokens.starts, r.tokens.ends
+
+    def in_allergy(pos: int) -> bool:
+        return any(s <= pos < e for s, e in allergy_spans)
+
+    mentions = [
+        _Mention(t.key, starts[t.first], ends[t.last - 1])
+        for t in r.terms
+        if t.category == "drugs" and not in_allergy(starts[t.first])
+    ]
+    known = r.lex.keys("drugs")
+    other_terms = {(starts[t.first]) for t in r.terms}
+    for m in _UNKNOWN_DRUG.finditer(norm):
+        name = m["name"]
+        if (
+            name in _NOT_DRUGS
+            or name in _ROUTE_OF
+            or name in _FREQUENCY_OF
+            or name in _TIMING_OF
+            or name in known
+            or m.start() in other_terms
+            or in_allergy(m.start())
+            or any(x.start <= m.start() < x.end for x in mentions)
+            or not r.free(m.start(), m.end())
+        ):
+            continue
+        mentions.append(_Mention(name, m.start("name"), m.end("name")))
+    mentions.sort(key=lambda x: x.start)
+    if not mentions:
+        return
+    for sm in STATUS.finditer(norm):
+        after = next((x for x in mentions if 0 <= x.start - sm.end() <= 12), None)
+        if after is not None and not re.search(r"[.;\n]", norm[sm.end() : after.start]):
+            after.stopped = True
+    atoms = list(_atoms(r))
+    assigned: dict[int, list[_Atom]] = {i: [] for i in range(len(mentions))}
+    mention_starts = [x.start for x in mentions]
+    for atom in atoms:
+        owner = _owner(norm, mentions, mention_starts, atom, assigned)
+        if owner is not None:
+            assigned[owner].append(atom)
+            r.claim(atom.start, atom.end)
+    for i, mention in enumerate(mentions):
+        r.add("medication", mention.key, "drug", mention.key, "", mention.start, mention.end)
+        r.add(
+            "medication",
+            mention.key,
+            "status",
+            "stopped" if mention.stopped else "active",
+            "",
+            mention.start,
+            mention.end,
+        )
+        r.claim(mention.start, mention.end)
+        times = {
+            a.value for a in assigned[i] if a.slot == "timing" and a.value in ("morning", "noon", "night")
+        }
+        has_frequency = any(a.slot == "frequency" and a.value not in ("prn", "stat") for a in assigned[i])
+        for atom in assigned[i]:
+            r.add("medication", mention.key, atom.slot, atom.value, atom.unit, atom.start, atom.end)
+        if times and not has_frequency and len(times) > 1:
+            first = min(a.start for a in assigned[i] if a.slot == "timing")
+            last = max(a.end for a in assigned[i] if a.slot == "timing")
+            r.add("medication", mention.key, "frequency", f"{len(times)}/day", "", first, last)
+
+
+def _atoms(r: _Reader) -> Iterator[_Atom]:
+    norm = r.norm
+    taken: list[tuple[int, int]] = []
+
+    def fresh(s: int, e: int) -> bool:
+        if not r.free(s, e) or any(s < te and ts < e for ts, te in taken):
+            return False
+        taken.append((s, e))
+        return True
+
+    for m in _QUANTITY.finditer(norm):
+        if m[0].lstrip().startswith("x") and (m["u"] is None or _is_duration_at(norm, m.start("q"))):
+            continue
+        if fresh(m.start(), m.end()):
+            yield _Atom("quantity", show(number(m["q"])), "", m.start(), m.end())
+    for m in _TIMES.finditer(norm):
+        if fresh(m.start(), m.end()):
+            yield _Atom("frequency", _frequency_of(m), "", m.start(), m.end())
+    for m in FREQUENCY.finditer(norm):
+        spelled = _squash(m[0])
+        if spelled in _SHOUTED and not _shouted(r, m):
+            continue
+        if _WEEKDAY.match(norm, m.end()) or not fresh(m.start(), m.end()):
+            continue  # "setiap hari Isnin" is every Monday, not every day
+        yield _Atom("frequency", _FREQUENCY_OF[spelled], "", m.start(), m.end())
+        timing = _TIMING_OF.get(spelled)
+        if timing:
+            yield _Atom("timing", timing, "", m.start(), m.end())
+    for m in _DURATION.finditer(norm):
+        if not m["prefix"] and not m["n1"]:
+            # "5 days" alone is a duration only right after a medication's other attributes; "5/7" always.
+            before = norm[max(0, m.start() - 12) : m.start()]
+            if not re.search(r"(?:x|for|selama|untuk)\s*$", before):
+                continue
+        if fresh(m.start(), m.end()):
+            yield _Atom("duration", interval_days(m), "day", m.start(), m.end())
+    for m in TIMING.finditer(norm):
+        spelled = _squash(m[0])
+        if spelled in _SHOUTED and not _shouted(r, m):
+            continue
+        if fresh(m.start(), m.end()):
+            yield _Atom("timing", _TIMING_OF[spelled], "", m.start(), m.end())
+    for m in ROUTE.finditer(norm):
+        spelled = _squash(m[0])
+        if spelled in ("pr", "p.r.") and re.match(r"\s*[:=]?\s*\d", norm[m.end() :]):
+            continue  # "PR 88" is a pulse rate
+        if fresh(m.start(), m.end()):
+            yield _Atom("route", _ROUTE_OF[spelled], "", m.start(), m.end())
+    for m in _MAX_DOSE.finditer(norm):
+        d = DOSE.match(norm, m.start("dose"))
+        if d is not None and fresh(m.start(), m.end()):
+            unit, factor = DOSE_UNITS[_squash(d["unit"])]
+            yield _Atom("max dose", _scaled(d["value"], factor), unit, m.start(), m.end())
+    for m in DOSE.finditer(norm):
+        if not fresh(m.start(), m.end()):
+            continue
+        unit, factor = DOSE_UNITS[_squash(m["unit"])]
+        value = m["value"]
+        if "/" in value:
+            value = _ratio(value)
+        else:
+            # "half of a 10 mg tablet", "0.5 x 10 mg": the part taken of the strength named.
+            part = _PART_OF.search(norm, max(0, m.start() - 16), m.start())
+            value = _scaled(value, factor * (number(part["part"]) if part else 1))
+        per = m["per"]
+        if per:
+            unit = f"{unit}/{ {'hari': 'day', 'hr': 'h', 'hour': 'h', 'jam': 'h'}.get(per, per) }"
+        yield _Atom("dose", value, unit, m.start(), m.end())
+
+
+# Abbreviations that are also ordinary words count only in capitals: "ON" (at night), not "on".
+_SHOUTED = frozenset(("on", "om", "hs", "ac", "pc", "o.n.", "o.m."))
+
+
+def _shouted(r: _Reader, m: re.Match[str]) -> bool:
+    start, end = r.text.span(m.start(), m.end())
+    return r.text.original[start:end].isupper()
+
+
+_MAX_DOSE = re.compile(
+    r"\b(?:max|max\.|maximum|not\s+(?:to\s+)?exceed|do\s+not\s+exceed|up\s+to|no\s+more\s+than|"
+    r"not\s+more\s+than|tidak\s+melebihi|jangan\s+melebihi|maksimum|had)\s*(?:of\s+|dose\s+|daily\s+dose\s+|"
+    rf"dos\s+)?[:=]?\s*(?P<dose>{RANGE})\s*(?:{_DOSE_UNIT})(?![a-z])(?:\s*(?:/\s*(?:day|hari|24\s*h(?:ours?)?)|a\s+day|"
+    r"per\s+day|in\s+24\s+hours|sehari|dalam\s+24\s+jam|daily))?"
+)
+_PART_OF = re.compile(r"(?P<part>0?\.\d+|1/2|1/4)\s*(?:of\s+)?(?:a\s+|an\s+|x\s+)?$")
+_DURATION = re.compile(
+    rf"(?P<prefix>\b(?:x|for|selama|untuk|over|dalam\s+tempoh|during|diteruskan|sehingga|until)\s*)?{INTERVAL}"
+)
+
+
+def _ratio(value: str) -> str:
+    """ "1/2" as "0.5"; a pair that is no fraction ("49/51", a combination's two strengths) as written."""
+    try:
+        return show(Fraction(value)) if value.startswith("1/") else value
+    except (ValueError, ZeroDivisionError):
+        return value
+
+
+def _is_duration_at(norm: str, pos: int) -> bool:
+    return re.match(rf"{_SLASH}|{_WORDED}", norm[pos:]) is not None
+
+
+_GLUE = re.compile(r"^[\s(]*(?:of|of the|daripada|ubat|dose of|dos)?\s*$")
+_CLAUSE = re.compile(r"[;\n]|[.,](?!\d)|\band\b|\bdan\b|\bthen\b|\bkemudian\b")
+
+
+def _owner(
+    norm: str,
+    mentions: list[_Mention],
+    mention_starts: list[int],
+    atom: _Atom,
+    assigned: dict[int, list[_Atom]],
+) -> int | None:
+    """Which medication an attribute belongs to: the one before it in the same stretch of text, or the one
+    right after it when it stands just before a drug ("500 mg parasetamol", "IV ceftriaxone")."""
+    after = bisect_left(mention_starts, atom.end)
+    before = bisect_right(mention_starts, atom.start) - 1
+    if before >= 0 and mentions[before].end > atom.start:
+        return None  # inside a drug's name
+    forward_ok = after < len(mentions) and _GLUE.match(norm[atom.end : mentions[after].start]) is not None
+    back = before if before >= 0 else None
+    if back is not None:
+        gap = norm[mentions[back].end : atom.start]
+        # An attribute stays in its drug's sentence; "Dispense 15 caps." may follow it.
+        if len(gap) > 160 or (_SENTENCE.search(gap) and atom.slot != "quantity"):
+            back = None
+    if forward_ok and (
+        back is None
+        or _CLAUSE.search(norm[mentions[back].end : atom.start])
+        or any(a.slot == atom.slot for a in assigned[back])
+    ):
+        return after
+    if back is not None:
+        return back
+    return None
+
+
+# --- laterality ----------------------------------------------------------------------------------
+
+_SIDES = {
+    "left": "left", "lt": "left", "kiri": "left", "right": "right", "rt": "right", "kanan": "right",
+    "bilateral": "both", "bilaterally": "both", "both": "both", "b/l": "both", "kedua-dua": "both",
+    "kedua": "both", "l": "left", "r": "right",
+}  # fmt: skip
+_SIDE_LINK = words(
+    "- sided side sebelah belah bahagian of the upper lower atas bawah iliac lateral medial anterior "
+    "posterior"
+)
+
+
+def _laterality(r: _Reader) -> None:
+    words = r.tokens.words
+    sites = {t.first: t for t in r.terms if t.category == "sites"}
+    site_by_last = {t.last - 1: t for t in r.terms if t.category == "sites"}
+    for i, w in enumerate(words):
+        side = _SIDES.get(w)
+        if side is None:
+            continue
+        if w in ("l", "r", "lt", "rt"):
+            s, e = r.text.span(r.tokens.starts[i], r.tokens.ends[i])
+            if r.text.original[s:e] not in ("L", "R", "Lt", "Rt", "LT", "RT"):
+                continue
+        site: Term | None = None
+        j = i + 1
+        while j < len(words) and j - i <= 3 and words[j] in _SIDE_LINK:
+            j += 1
+        if j < len(words) and j in sites and j - i <= 4:
+            site = sites[j]
+        else:
+            k = i - 1
+            while k >= 0 and i - k <= 3 and words[k] in _SIDE_LINK:
+                k -= 1
+            if k >= 0 and k in site_by_last:
+                site = site_by_last[k]
+        if site is None and not (
+            (i > 0 and words[i - 1] in ("the", "on", "sebelah", "belah", "bahagian"))
+            or (i + 1 < len(words) and words[i + 1] in ("sided", "side", "-"))
+        ):
+            continue
+        if w == "both" and site is None:
+            continue
+        key = site.key if site else ""
+        first = min(i, site.first) if site else i
+        last = max(i + 1, site.last) if site else i + 1
+        start, end = r.char(first, last)
+        r.add("laterality", key, "side", side, "", start, end)
+
+
+# --- findings and test results ---------------------------------------------------------------------
+
+_INHERENTLY = {
+    "afebrile": ("fever", "absent"),
+    "apyrexial": ("fever", "absent"),
+    "febrile": ("fever", "present"),
+}
+
+
+def _findings(
+    r: _Reader, allergy_spans: list[tuple[int, int]]
+) -> tuple[list[assertion.State], list[tuple[tuple[str, ...], assertion.State]]]:
+    t = r.tokens
+    known: dict[int, Term] = {x.first: x for x in r.terms if x.category in ("findings", "tests")}
+    states, scopes = assertion.states(t, {x.last - 1 for x in known.values()})
+
+    def in_allergy(pos: int) -> bool:
+        return any(s <= pos < e for s, e in allergy_spans)
+
+    seen: set[int] = set()
+    for first, term in known.items():
+        if in_allergy(t.starts[first]):
+            continue
+        state = states[first]
+        if state == "hypothetical":
+            continue
+        slot = "result" if term.category == "tests" else "assertion"
+        start, end = r.char(term.first, term.last)
+        r.add("finding", term.key, slot, state, "", start, end)
+        seen.update(range(term.first, term.last))
+    for i, w in enumerate(t.words):
+        if w in _INHERENTLY and i not in seen:
+            concept, inherent = _INHERENTLY[w]
+            start, end = r.char(i, i + 1)
+            r.add("finding", concept, "assertion", inherent, "", start, end)
+    # Findings no vocabulary lists: each phrase a cue governs is looked up on both sides by its words.
+    phrases: list[tuple[tuple[str, ...], assertion.State]] = [
+        (p, s) for p, s in assertion.scope_phrases(t, scopes) if s != "hypothetical"
+    ]
+    return states, phrases
+
+
+# --- any other number with a unit ---------------------------------------------------------------------
+
+_OTHER_UNITS = {
+    "mmhg": "mmhg,mm hg", "%": "%,percent,per cent,peratus", "/min": "bpm,/min,per min,per minute,x/min",
+    "mmol/l": "mmol/l,mmol", "mg/dl": "mg/dl", "kg": "kg,kilogram,kilograms,kgs", "cm": "cm", "mm": "mm",
+    "year": "year old,years old,year-old,tahun", "l/day": "l/day,litres a day,liter sehari",
+}  # fmt: skip
+_OTHER_BODY, _OTHER_OF = _lookup(_OTHER_UNITS)
+_OTHER = re.compile(rf"(?<![\w.,/])(?P<v>{RANGE}|\d+/\d+)\s*(?P<u>{_OTHER_BODY})(?![a-z])")
+
+
+def _leftover_quantities(r: _Reader) -> None:
+    for m in DOSE.finditer(r.norm):
+        if r.free(m.start(), m.end()):
+            unit, factor = DOSE_UNITS[_squash(m["unit"])]
+            r.add("quantity", unit, "value", _scaled(m["value"], factor), unit, m.start(), m.end())
+            r.claim(m.start(), m.end())
+    for m in _OTHER.finditer(r.norm):
+        if r.free(m.start(), m.end()):
+            unit = _OTHER_OF.get(_squash(m["u"]), m["u"])
+            r.add("quantity", unit, "value", _scaled(m["v"], Fraction(1)), unit, m.start(), m.end())
+            r.claim(m.start(), m.end())

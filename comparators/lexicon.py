@@ -1,0 +1,97 @@
+"""The clinical vocabularies (comparators/lexicon/*.txt) and the one pass that finds their terms in text.
+
+Each file lists a canonical key and its spellings (English, Malay, abbreviations, brands). Terms are
+found on word tokens through a first-word index, so a text is read in one pass however long the lists.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+# Words, numbers with inner separators ("co-amoxiclav", "rtk-ag", "b/p", "k+"), or one other character.
+TOKEN = re.compile(r"[a-z0-9\u00c0-\uffff]+(?:['’\-/+.][a-z0-9\u00c0-\uffff]+)*\+?|[^\sa-z0-9]")
+CATEGORIES = ("drugs", "allergens", "sites", "findings", "tests", "measures")
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    category: str  # one of CATEGORIES
+    key: str  # the canonical key
+    first: int  # token indexes, end exclusive
+    last: int
+
+
+@dataclass(frozen=True, slots=True)
+class Lexicon:
+    # first word -> ((spelling's words, category, key), ...), longest spelling first
+    index: dict[str, tuple[tuple[tuple[str, ...], str, str], ...]]
+
+    def keys(self, category: str) -> frozenset[str]:
+        return frozenset(k for entries in self.index.values() for _, c, k in entries if c == category)
+
+    def terms(self, words: list[str], categories: frozenset[str] | None = None) -> list[Term]:
+        """Every lexicon term in `words`, longest first at each place, never overlapping."""
+        found: list[Term] = []
+        i = 0
+        n = len(words)
+        while i < n:
+            entries = self.index.get(words[i])
+            matched = 0
+            if entries:
+                for spelling, category, key in entries:
+                    size = len(spelling)
+                    if (categories is None or category in categories) and (
+                        size == 1 or tuple(words[i : i + size]) == spelling
+                    ):
+                        found.append(Term(category, key, i, i + size))
+                        matched = size
+                        break
+            i += matched or 1
+        return found
+
+
+def words(text: str) -> frozenset[str]:
+    """A set of words written as one string, as word lists in this package are."""
+    return frozenset(text.split())
+
+
+def words_of(text: str) -> list[str]:
+    return TOKEN.findall(text.lower())
+
+
+def _spellings(spelling: str) -> set[tuple[str, ...]]:
+    """A spelling as word tuples; a hyphenated one is also matched written with a space or joined."""
+    variants = {spelling}
+    if "-" in spelling:
+        variants |= {spelling.replace("-", " "), spelling.replace("-", "")}
+    return {tuple(words_of(v)) for v in variants if words_of(v)}
+
+
+@cache
+def load() -> Lexicon:
+    entries: dict[str, dict[tuple[str, ...], tuple[str, str]]] = {}
+    folder = resources.files("comparators") / "lexicon"
+    for category in CATEGORIES:
+        source = folder / f"{category}.txt"
+        if not source.is_file():
+            continue
+        for line in source.read_text(encoding="utf-8").splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            fields = [f.strip().lower() for f in line.split("|")]
+            key = fields[0]
+            for spelling in [key.replace("_", " "), *fields[1:]]:
+                for words in _spellings(spelling):
+                    entries.setdefault(words[0], {}).setdefault(words, (category, key))
+    index = {
+        first: tuple(
+            (words, category, key)
+            for words, (category, key) in sorted(by_words.items(), key=lambda kv: -len(kv[0]))
+        )
+        for first, by_words in entries.items()
+    }
+    return Lexicon(index)
