@@ -20,6 +20,7 @@ from fractions import Fraction
 from typing import Literal
 
 from comparators.facts import Fact, Facts
+from comparators.lexicon import load
 
 DiffKind = Literal["contradiction", "omission", "addition"]
 Severity = Literal["critical", "major", "minor"]
@@ -120,6 +121,8 @@ def _amounts(facts: list[Fact], unit: str) -> set[Fraction]:
     ("500 mg, 2 tablets" is 1000 mg), or as written ("1 g")."""
     masses = {v for f in facts if f.unit == unit and (v := _parse(f.value)) is not None}
     counts = {v for f in facts if f.unit not in _MASS_UNITS and "/" not in f.unit and (v := _parse(f.value))}
+    if len(counts) > 1:
+        counts.discard(Fraction(1))  # "6 biji (5 mg sebiji)": the one names the strength's unit
     if not counts:
         return masses
     products = {m * c for m in masses for c in counts}
@@ -135,19 +138,39 @@ def _doses(entity: str, p: list[Fact], o: list[Fact]) -> list[Difference]:
         pu = [f for f in p if f.unit == unit]
         ou = [f for f in o if f.unit == unit]
         if unit in _MASS_UNITS:
-            same = {f.value for f in pu} == {f.value for f in ou} or _amounts(p, unit) == _amounts(o, unit)
-            agreed = agreed or _amounts(p, unit) == _amounts(o, unit)
+            p_masses, o_masses = {_parse(f.value) for f in pu}, {_parse(f.value) for f in ou}
+            p_amounts, o_amounts = _amounts(p, unit), _amounts(o, unit)
+            # "200 mcg (2 puffs)" = "2 puffs of 100 mcg": a total on one side, a strength on the other.
+            same = p_masses == o_masses or p_amounts in (o_amounts, o_masses) or o_amounts == p_masses
+            agreed = agreed or (same and p_masses != o_masses)
             if not same:
                 d = _contrast("dose", "critical", entity, pu, ou)
                 if d is not None:
                     out.append(d)
     for unit in sorted({f.unit for f in p} & {f.unit for f in o}):
-        if unit not in _MASS_UNITS and not agreed:
+        if unit not in _MASS_UNITS and "/" not in unit and not agreed:
             d = _contrast(
                 "dose", "critical", entity, [f for f in p if f.unit == unit], [f for f in o if f.unit == unit]
             )
             if d is not None:
                 out.append(d)
+    p_mass = {f.unit for f in p if f.unit in _MASS_UNITS}
+    o_mass = {f.unit for f in o if f.unit in _MASS_UNITS}
+    if p_mass and o_mass and not p_mass & o_mass:  # "10 units" → "10 ml": the unit changed the amount
+        pu = [f for f in p if f.unit in p_mass]
+        ou = [f for f in o if f.unit in o_mass]
+        out.append(
+            Difference(
+                "contradiction",
+                "dose",
+                "critical",
+                entity,
+                _values(pu),
+                _values(ou),
+                _span(pu[0]),
+                _span(ou[0]),
+            )
+        )
     p_only = [f for f in p if f.unit not in {g.unit for g in o}]
     o_only = [f for f in o if f.unit not in {g.unit for g in p}]
     if (p_only or o_only) and not out and not (p and o):
@@ -167,9 +190,7 @@ def _slots(
         if slot == "dose":
             out += _doses(entity, ps, os_)
         elif ps and os_:
-            d = _contrast(slot, severity, entity, ps, os_)
-            if d is not None and slot in _SUBSET_SLOTS and {f.value for f in ps} & {f.value for f in os_}:
-                d = replace(d, severity="minor")  # "next review 3/12" and "review at 6 weeks ... 3 months"
+            d = _contrast_some(slot, severity, entity, ps, os_)
             if d is not None:
                 out.append(d)
         elif ps or os_:
@@ -178,8 +199,23 @@ def _slots(
 
 
 # Slots a text may state more than once for other reasons (a symptom's duration near a drug's, two
-# follow-ups): values in common mean agreement on the one that matters, and the rest is minor.
+# follow-ups): as many on each side are compared in order; otherwise values in common mean agreement
+# on the one that matters, and the rest is minor ("next review 3/12" and "review at 6 weeks ... 3 months").
 _SUBSET_SLOTS = frozenset(("duration", "followup", "timing", "route"))
+
+
+def _contrast_some(
+    slot: str, severity: Severity, entity: str, p: list[Fact], o: list[Fact]
+) -> Difference | None:
+    d = _contrast(slot, severity, entity, p, o)
+    if d is None or slot not in _SUBSET_SLOTS:
+        return d
+    if len(p) == len(o):
+        a, b = next((a, b) for a, b in zip(p, o, strict=True) if (a.value, a.unit) != (b.value, b.unit))
+        return replace(d, primary_span=_span(a), other_span=_span(b))
+    if {f.value for f in p} & {f.value for f in o}:
+        return replace(d, severity="minor")
+    return d
 
 
 def _medications(p: list[Fact], o: list[Fact]) -> list[Difference]:
@@ -249,9 +285,7 @@ def _simple(p: list[Fact], o: list[Fact], severity: Severity, missing: Severity)
         ps, os_ = pe.get(entity, []), oe.get(entity, [])
         slot = (ps or os_)[0].slot
         if ps and os_:
-            d = _contrast(slot, severity, entity, ps, os_)
-            if d is not None and slot in _SUBSET_SLOTS and {f.value for f in ps} & {f.value for f in os_}:
-                d = replace(d, severity="minor")
+            d = _contrast_some(slot, severity, entity, ps, os_)
             if d is not None:
                 out.append(d)
         else:
@@ -260,37 +294,44 @@ def _simple(p: list[Fact], o: list[Fact], severity: Severity, missing: Severity)
 
 
 def _laterality(p: list[Fact], o: list[Fact]) -> list[Difference]:
+    """Sides compared per site. A side written without a site ("on the left", "right side") matches
+    the same side anywhere; two listed sites left over, one a side, are another site (or side)."""
     pe, oe = _by_entity(p), _by_entity(o)
     out: list[Difference] = []
-    for site in pe.keys() & oe.keys():
+    for site in pe.keys() & oe.keys() - _ANY_SITE:
         d = _contrast("side", "critical", site or "side", pe[site], oe[site])
         if d is not None:
             out.append(d)
-    rest_p = [f for f in p if f.entity not in oe]
-    rest_o = [f for f in o if f.entity not in pe]
-    # A side with no site written matches the same side at any site ("pain on the left" = "left knee").
+    rest_p = [f for f in p if f.entity not in oe or f.entity in _ANY_SITE]
+    rest_o = [f for f in o if f.entity not in pe or f.entity in _ANY_SITE]
     for facts, others in ((rest_p, rest_o), (rest_o, rest_p)):
-        for f in [f for f in facts if not f.entity]:
+        for f in [f for f in facts if f.entity in _ANY_SITE]:
             match = next((g for g in others if g.value == f.value), None)
             if match is not None:
-                facts.remove(f)
                 others.remove(match)
-    for a, b in zip(rest_p, rest_o, strict=False):
+            facts.remove(f)
+    sites = load().keys("sites")
+    listed_p = [f for f in rest_p if f.entity in sites]
+    listed_o = [f for f in rest_o if f.entity in sites]
+    for a, b in zip(listed_p, listed_o, strict=False):
         slot = "site" if a.value == b.value else "side"
-        entity = f"{a.entity or '?'} → {b.entity or '?'}" if slot == "site" else a.entity or b.entity
+        entity = f"{a.entity} → {b.entity}" if slot == "site" else a.entity
         out.append(
             Difference(
                 "contradiction",
                 slot,
                 "critical",
                 entity,
-                a.value + " " + a.entity,
-                b.value + " " + b.entity,
+                f"{a.value} {a.entity}",
+                f"{b.value} {b.entity}",
                 _span(a),
                 _span(b),
             )
         )
     return out
+
+
+_ANY_SITE = frozenset(("", "side"))
 
 
 def _overlaps(span: tuple[int, int], spans: list[tuple[int, int]]) -> bool:
@@ -301,6 +342,10 @@ def assertion_severity(a: str, b: str) -> Severity:
     pair = {a, b}
     if pair in ({"present", "absent"}, {"historical", "absent"}):
         return "critical"
+    # "return if chest pain" against "has chest pain": major, as the scope of a condition is read less
+    # surely than a negation's.
+    if pair == {"hypothetical", "present"}:
+        return "major"
     if "family" in pair and pair & {"present", "historical"}:
         return "critical"
     if "possible" in pair and pair & {"present", "absent"}:

@@ -54,7 +54,10 @@ _FORWARD: dict[State, tuple[tuple[str, ...], ...]] = {
     ),
     "hypothetical": _phrases(
         "if,should,in case,unless,return if,come back if,watch for,look out for,warning signs,"
-        "red flags,jika,kalau,sekiranya,jikalau,apabila,bila,datang semula jika"
+        "red flags,jika,kalau,sekiranya,jikalau,apabila,bila,datang semula jika,"
+        # what a drug is taken for when needed: "PRN vomiting", "bila perlu untuk demam"
+        "prn,p.r.n.,as needed for,when needed for,as required for,if needed for,bila perlu untuk,"
+        "bila perlu jika,jika perlu untuk,apabila perlu untuk"
     ),
 }
 _BACKWARD: dict[State, tuple[tuple[str, ...], ...]] = {
@@ -76,7 +79,8 @@ _PSEUDO = _phrases(
     "no change,no changes,no increase,no decrease,no significant change,not only,no further,"
     "not certain,not sure,no longer than,gram negative,gram-negative,not necessarily,no need,"
     "tidak berubah,tiada perubahan,tidak pasti,if needed,if necessary,if required,bila perlu,"
-    "jika perlu,apabila perlu,kalau perlu,should be,no more than,not more than,not exceed,"
+    "jika perlu,apabila perlu,kalau perlu,no more than,not more than,not exceed,"
+    "grateful if,appreciate if,if you could,if you would,if possible,if you can,as if,even if,"
     "not to exceed,tidak melebihi,jangan melebihi"
 )
 _TERMINATORS = words(
@@ -86,6 +90,7 @@ _TERMINATORS = words(
     "walaupun walau cuma sebaliknya melainkan selain sedangkan masih mengadu ada mempunyai mengalami "
     "dengan"
 )
+_CONTRASTS = words("but however otherwise else then tetapi tapi namun kecuali jadi maka")
 _JOINERS = frozenset((",", "or", "and", "nor", "/", "&", "atau", "dan", "serta", "mahupun"))
 _PUNCT_STOPS = frozenset(".;:!()[]\n")
 # What may follow a backward cue: "DVT ruled out on Doppler", "Demam: tiada sejak semalam".
@@ -94,7 +99,9 @@ _AFTER_BACKWARD = words(
 )
 _LINKS = frozenset((":", "-", "=", "is", "was", "are", "were", "adalah", "ialah", "was", "been"))
 _WINDOW = 6  # words a forward cue reaches without a list
-_BACK = 3  # words a backward cue reaches
+_CONDITION = 8  # words a condition ("if ...") reaches
+_REPEAT = re.compile(r"x\d+$")  # "AFB smear x2: negative"
+_BACK = 4  # words a backward cue reaches
 # Words a backward cue reaches over without counting them: "HIV screen negative", "protein level normal".
 _BACK_NOISE = words("screen screens screening test tests result results level levels ujian keputusan")
 # A list item that judges rather than names ("chest clear", "luka baik") starts a new clause.
@@ -205,6 +212,14 @@ def _forward_scope(t: Tokens, first: int, kind: State) -> int:
     j, item, total, listed = first, 0, 0, False
     while j < n and total < _LIST:
         w = t.words[j]
+        if kind == "hypothetical":
+            # A condition has a subject and a verb of its own ("if she gets any bleeding", "jika ada
+            # demam"): only punctuation, a line break, a contrast or its length ends it.
+            if t.breaks[j] or w in _PUNCT_STOPS or w in _CONTRASTS or total >= _CONDITION:
+                break
+            total += 1
+            j += 1
+            continue
         if _ends_scope(t, j) or _match(_FORWARD_INDEX, t.words, j)[0] or _match(_PSEUDO_INDEX, t.words, j)[0]:
             break
         if _has_digit(w) or _match(_BACKWARD_INDEX, t.words, j)[0]:
@@ -296,7 +311,7 @@ def _reach_back(t: Tokens, cue: list[bool], i: int) -> tuple[int, int]:
     count = 0
     while j >= 0 and count < _BACK:
         w = t.words[j]
-        if w in ("(", ")") or w in _BACK_NOISE:  # "syphilis (VDRL) screens negative"
+        if w in ("(", ")") or w in _BACK_NOISE or _REPEAT.match(w):  # "syphilis (VDRL) screens negative"
             j -= 1
             continue
         if w in _PUNCT_STOPS or w == "," or cue[j] or w in _TERMINATORS or _has_digit(w):

@@ -104,8 +104,11 @@ _units("patch", 1, "patch,patches,tampalan")
 _units("vial", 1, "vial,vials,ampoule,ampoules,amp")
 _DOSE_UNIT = "|".join(re.escape(u).replace(r"\ ", r"\s+") for u in sorted(DOSE_UNITS, key=len, reverse=True))
 _PER = r"(?:\s*/\s*(?P<per>kg|day|hari|dose|hr|h|hour|jam|min|m2))?"
+# "sebiji", "sekapsul": Malay "one" joined to the unit.
+_SE_UNIT = r"se(?=(?:biji|kapsul|titik|titis|paket|uncang|sudu)\b)"
 DOSE = re.compile(
-    rf"(?<![\w.,/])(?P<value>{RANGE}|\d+/\d+)\s*(?:-\s*)?(?:a\s+)?(?P<unit>{_DOSE_UNIT})(?![a-z]){_PER}(?![a-z])"
+    rf"(?<![\w.,/])(?P<value>{RANGE}|\d+/\d+|{_SE_UNIT})\s*(?:-\s*)?(?:a\s+)?(?P<unit>{_DOSE_UNIT})(?![a-z])"
+    rf"{_PER}(?![a-z])"
 )
 
 DAYS = {
@@ -136,6 +139,8 @@ def show(x: Fraction) -> str:
 
 
 def _scaled(value: str, factor: Fraction) -> str:
+    if value == "se":
+        value = "1"
     parts = re.split(r"\s*(?:-|–|to|hingga|ke)\s*", value)
     try:
         return "-".join(show(number(p) * factor) for p in parts if p)
@@ -143,7 +148,21 @@ def _scaled(value: str, factor: Fraction) -> str:
         return value
 
 
+def _snap(days: str) -> str:
+    """A month is 28 to 31 days and a year 12 months, however written: 4 weeks = 1 month = 1/12, 12/12 =
+    a year, 12 weeks = 3 months. From 28 days on, intervals are counted in months of 30 days."""
+    parts = []
+    for part in days.split("-"):
+        value = number(part)
+        parts.append(show(round(value / Fraction(3044, 100)) * 30) if value >= 28 else show(value))
+    return "-".join(parts)
+
+
 def interval_days(m: re.Match[str]) -> str:
+    return _snap(_interval_days(m))
+
+
+def _interval_days(m: re.Match[str]) -> str:
     if m["n1"]:
         return _scaled(m["n1"], Fraction(DAYS["/" + m["d1"]]))
     if m["n2"]:
@@ -193,7 +212,8 @@ _FREQUENCIES = {
     "stat": "stat,statim,single dose,one dose only,once only,dos tunggal,sekali sahaja,satu dos sahaja",
     "prn": "prn,p.r.n.,as needed,when needed,as required,when required,if needed,if required,"
     "when necessary,if necessary,as necessary,bila perlu,apabila perlu,jika perlu,kalau perlu,"
-    "bila-bila perlu,sos,s.o.s.,on demand,when in pain,bila sakit,apabila sakit",
+    "bila-bila perlu,sos,s.o.s.,on demand,when in pain,bila sakit,apabila sakit,jika sakit,kalau sakit,"
+    "when necessary,if in pain",
 }
 _TIMINGS = {
     "before food": "ac,a.c.,before food,before meals,before meal,before eating,before breakfast,"
@@ -344,6 +364,9 @@ _TEMPERATURE = re.compile(
 _DURATION_BEFORE = re.compile(r"\b(?:for|selama|since|sejak|over|dalam|x|past|last|lepas|ago)\s*$")
 
 
+_CELL_COUNTS = frozenset(("platelet", "wbc"))
+
+
 def _measures(r: _Reader) -> None:
     words = r.tokens.words
     for term in r.terms:
@@ -365,6 +388,8 @@ def _measures(r: _Reader) -> None:
             if m is None:
                 continue
             value = show(number(m["v"]))
+            if term.key in _CELL_COUNTS and number(m["v"]) >= 1000:
+                value = show(number(m["v"]) / 1000)  # 150,000/µL is 150 x 10^9/L
         start = r.tokens.starts[term.first]
         r.add("measure", term.key, "value", value, "", start, m.end())
         r.claim(start, m.end())
@@ -453,19 +478,43 @@ def _squash(s: str) -> str:
 
 # --- follow-up -----------------------------------------------------------------------------------
 
-_FOLLOWUP = re.compile(
-    r"\b(?:review|reviewed|follow[\s-]*up|f/u|fu|tca|rv|r/v|see\s+again|return|come\s+back|"
-    r"temujanji|datang\s+semula|datang\s+balik|ulang\s+semula|jumpa\s+semula|rawatan\s+susulan|"
-    r"susulan|appointment|appt|clinic\s+review|next\s+visit|lawatan\s+seterusnya|lawatan\s+susulan)"
-    r"(?:\s+(?:in|after|within|at|dalam|selepas|lepas|dalam\s+masa|lagi|on|:|=|-|the|clinic|klinik|"
-    r"appointment|another))*\s*" + INTERVAL + r"(?:\s+(?:lagi|later|time|masa))?"
+_FOLLOWUP_CUE = re.compile(
+    r"\b(?:review|reviewed|follow[\s-]*up|f/u|fu|tca|rv|r/v|see\s+(?:you\s+)?again|see\s+you\s+back|"
+    r"return|come\s+back|come\s+again|recheck|re-check|repeat|temujanji|datang\s+semula|datang\s+balik|"
+    r"datang\s+lagi|kembali|ulang\s+semula|jumpa\s+semula|jumpa\s+lagi|rawatan\s+susulan|susulan|"
+    r"appointment|appt|next\s+visit|lawatan\s+seterusnya|lawatan\s+susulan|ulangan)\b"
 )
+# The interval follows the cue within a few words ("F/u in diabetic clinic in 3 months"); more
+# intervals may follow in the same sentence ("F/u: HF clinic 2/52, RP in 1/52").
+_FOLLOWUP_GAP = re.compile(r"(?:\s*[:=\-]?\s*[^\s.;!?\n]+){0,5}?\s*[:=\-]?\s*(?=" + INTERVAL + ")")
+_INTERVAL = re.compile(INTERVAL)
 
 
 def _followups(r: _Reader) -> None:
-    for m in _FOLLOWUP.finditer(r.norm):
-        r.add("followup", "followup", "followup", interval_days(m), "day", m.start(), m.end())
-        r.claim(m.start(), m.end())
+    norm = r.norm
+    for cue in _FOLLOWUP_CUE.finditer(norm):
+        if not r.free(cue.start(), cue.end()):
+            continue
+        stop = _SENTENCE.search(norm, cue.end())
+        end = stop.start() if stop else len(norm)
+        gap = _FOLLOWUP_GAP.match(norm, cue.end(), end)
+        if gap is None:
+            continue
+        position = gap.end()
+        first = True
+        while position < end:
+            m = _INTERVAL.search(norm, position, end)
+            if m is None or not r.free(m.start(), m.end()):
+                break
+            if not first and _DURATION_PREFIX.search(norm, max(0, m.start() - 10), m.start()):
+                break  # "review in 2 weeks, continue for 5 days": a duration, no follow-up
+            start = cue.start() if first else m.start()
+            r.add("followup", "followup", "followup", interval_days(m), "day", start, m.end())
+            r.claim(start, m.end())
+            position, first = m.end(), False
+
+
+_DURATION_PREFIX = re.compile(r"\b(?:x|for|selama|untuk)\s*$")
 
 
 # --- medications ---------------------------------------------------------------------------------
@@ -620,7 +669,6 @@ def _atoms(r: _Reader) -> Iterator[_Atom]:
         if "/" in value:
             value = _ratio(value)
         else:
-            # "half of a 10 mg tablet", "0.5 x 10 mg": the part taken of the strength named.
             part = _PART_OF.search(norm, max(0, m.start() - 16), m.start())
             value = _scaled(value, factor * (number(part["part"]) if part else 1))
         per = m["per"]
@@ -640,11 +688,15 @@ def _shouted(r: _Reader, m: re.Match[str]) -> bool:
 
 _MAX_DOSE = re.compile(
     r"\b(?:max|max\.|maximum|not\s+(?:to\s+)?exceed|do\s+not\s+exceed|up\s+to|no\s+more\s+than|"
-    r"not\s+more\s+than|tidak\s+melebihi|jangan\s+melebihi|maksimum|had)\s*(?:of\s+|dose\s+|daily\s+dose\s+|"
+    r"not\s+more\s+than|tidak\s+melebihi|jangan\s+melebihi|jangan\s+lebih(?:\s+daripada)?|"
+    r"tidak\s+lebih(?:\s+daripada)?|maksimum|had)\s*(?:of\s+|dose\s+|daily\s+dose\s+|"
     rf"dos\s+)?[:=]?\s*(?P<dose>{RANGE})\s*(?:{_DOSE_UNIT})(?![a-z])(?:\s*(?:/\s*(?:day|hari|24\s*h(?:ours?)?)|a\s+day|"
-    r"per\s+day|in\s+24\s+hours|sehari|dalam\s+24\s+jam|daily))?"
+    r"per\s+day|in\s+24\s+hours|in\s+a\s+day|sehari|dalam\s+sehari|dalam\s+24\s+jam|daily))?"
 )
-_PART_OF = re.compile(r"(?P<part>0?\.\d+|1/2|1/4)\s*(?:of\s+)?(?:a\s+|an\s+|x\s+)?$")
+# "half of a 10 mg tablet", "0.5 x 10 mg", "2 x 500 mg": a part or a multiple of the strength named.
+_PART_OF = re.compile(
+    r"(?P<part>0?\.\d+|1/2|1/4|(?<![\d.])[1-9](?=\s*[x×]))\s*(?:of\s+)?(?:a\s+|an\s+|[x×]\s*)?$"
+)
 _DURATION = re.compile(
     rf"(?P<prefix>\b(?:x|for|selama|untuk|over|dalam\s+tempoh|during|diteruskan|sehingga|until)\s*)?{INTERVAL}"
 )
@@ -710,42 +762,75 @@ _SIDE_LINK = words(
 )
 
 
+# Words after "left"/"right" that are no part of the body: "right away", "left the clinic".
+_NOT_SITES = words(
+    "away now here there the a an to after before over behind alone out off at it them him her and or "
+    "lah this that is was be been for with from of by in on dose one time answer thing hand-side click "
+    "turn ok okay sebelah belah dan atau"
+)
+
+
 def _laterality(r: _Reader) -> None:
+    """A side with what it is the side of: a listed site or finding next to it ("left knee", "lutut kiri",
+    "R pleural effusion"), else the word it qualifies ("R base", "bilateral pitting oedema"), else
+    nothing ("on the left")."""
     words = r.tokens.words
-    sites = {t.first: t for t in r.terms if t.category == "sites"}
-    site_by_last = {t.last - 1: t for t in r.terms if t.category == "sites"}
+    n = len(words)
+    anchors = [t for t in r.terms if t.category in ("sites", "findings")]
+    by_first = {t.first: t for t in anchors}
+    by_last = {t.last - 1: t for t in anchors}
+    skip = -1
     for i, w in enumerate(words):
         side = _SIDES.get(w)
-        if side is None:
+        if side is None or i <= skip:
             continue
-        if w in ("l", "r", "lt", "rt"):
-            s, e = r.text.span(r.tokens.starts[i], r.tokens.ends[i])
-            if r.text.original[s:e] not in ("L", "R", "Lt", "Rt", "LT", "RT"):
-                continue
-        site: Term | None = None
-        j = i + 1
-        while j < len(words) and j - i <= 3 and words[j] in _SIDE_LINK:
-            j += 1
-        if j < len(words) and j in sites and j - i <= 4:
-            site = sites[j]
-        else:
-            k = i - 1
-            while k >= 0 and i - k <= 3 and words[k] in _SIDE_LINK:
-                k -= 1
-            if k >= 0 and k in site_by_last:
-                site = site_by_last[k]
-        if site is None and not (
-            (i > 0 and words[i - 1] in ("the", "on", "sebelah", "belah", "bahagian"))
-            or (i + 1 < len(words) and words[i + 1] in ("sided", "side", "-"))
+        if w in ("l", "r", "lt", "rt") and not _shouted_token(r, i):
+            continue
+        # "left and right", "kiri dan kanan": both sides.
+        if (
+            side in ("left", "right")
+            and i + 2 < n
+            and words[i + 1] in ("and", "dan", "&", "/", "or", "atau")
+            and _SIDES.get(words[i + 2]) in ("left", "right")
+            and _SIDES.get(words[i + 2]) != side
         ):
+            side, skip = "both", i + 2
+        after = i + 1
+        while after < n and after - i <= 3 and words[after] in _SIDE_LINK and after not in by_first:
+            after += 1
+        before = i - 1
+        while before >= 0 and i - before <= 3 and words[before] in _SIDE_LINK and before not in by_last:
+            before -= 1
+        # English puts the side before the site, Malay after it ("lutut kiri").
+        after = max(after, skip + 1) if skip > i else after
+        order = ((before, by_last), (after, by_first))
+        if w not in ("kiri", "kanan"):
+            order = (order[1], order[0])
+        term = next((index[j] for j, index in order if j in index), None)
+        if term is not None:
+            key = term.key
+            first, last = min(i, term.first), max(i + 1, term.last)
+        else:
+            j = order[0][0]
+            word = words[j] if 0 <= j < n else ""
+            if word.isalpha() and len(word) > 2 and word not in _NOT_SITES and word not in _SIDES:
+                key = word[:-1] if len(word) > 4 and word.endswith("s") else word
+                first, last = min(i, j), max(i, j) + 1
+            elif (i > 0 and words[i - 1] in ("the", "on", "sebelah", "belah", "bahagian")) or (
+                i + 1 < n and words[i + 1] in ("sided", "side")
+            ):
+                key, first, last = "", i, i + 1
+            else:
+                continue
+        if w == "both" and not key:
             continue
-        if w == "both" and site is None:
-            continue
-        key = site.key if site else ""
-        first = min(i, site.first) if site else i
-        last = max(i + 1, site.last) if site else i + 1
         start, end = r.char(first, last)
         r.add("laterality", key, "side", side, "", start, end)
+
+
+def _shouted_token(r: _Reader, i: int) -> bool:
+    start, end = r.text.span(r.tokens.starts[i], r.tokens.ends[i])
+    return r.text.original[start:end][:1].isupper()
 
 
 # --- findings and test results ---------------------------------------------------------------------
@@ -771,9 +856,10 @@ def _findings(
     for first, term in known.items():
         if in_allergy(t.starts[first]):
             continue
-        state = states[first]
-        if state == "hypothetical":
-            continue
+        # A cue may reach only part of a term ("kahak AFB ... negatif" reaches "AFB").
+        state = next((states[k] for k in range(term.first, term.last) if states[k] != "present"), "present")
+        if term.category == "tests" and state == "present":
+            state = _result_after(t, term, set(known)) or state
         slot = "result" if term.category == "tests" else "assertion"
         start, end = r.char(term.first, term.last)
         r.add("finding", term.key, slot, state, "", start, end)
@@ -790,6 +876,29 @@ def _findings(
     return states, phrases
 
 
+_RESULTS: dict[str, assertion.State] = {
+    "positive": "present", "+ve": "present", "reactive": "present", "detected": "present",
+    "positif": "present", "reaktif": "present", "dikesan": "present",
+    "negative": "absent", "-ve": "absent", "non-reactive": "absent", "nonreactive": "absent",
+    "negatif": "absent", "undetected": "absent",
+}  # fmt: skip
+_RESULT_STOPS = frozenset((".", ";", "\n", ",", "but", "tetapi", "and", "dan"))
+
+
+def _result_after(t: assertion.Tokens, term: Term, term_starts: set[int]) -> assertion.State | None:
+    """A test's result said a few words later, as dictated: "the covid antigen came back negative",
+    "ujian denggi keputusannya positif". Stops at punctuation and at the next listed test or finding."""
+    for k in range(term.last, min(term.last + 6, len(t.words))):
+        w = t.words[k]
+        if w in _RESULT_STOPS or k in term_starts or t.breaks[k]:
+            return None
+        if w in ("not", "tidak", "tak") and k + 1 < len(t.words) and t.words[k + 1] in _RESULTS:
+            return "absent" if _RESULTS[t.words[k + 1]] == "present" else "present"
+        if w in _RESULTS:
+            return _RESULTS[w]
+    return None
+
+
 # --- any other number with a unit ---------------------------------------------------------------------
 
 _OTHER_UNITS = {
@@ -802,6 +911,12 @@ _OTHER = re.compile(rf"(?<![\w.,/])(?P<v>{RANGE}|\d+/\d+)\s*(?P<u>{_OTHER_BODY})
 
 
 def _leftover_quantities(r: _Reader) -> None:
+    """Durations no drug owns ("sijil cuti sakit selama 2 hari", "backslab for 3 weeks"), doses no drug
+    name stands before, and other numbers with a unit, aligned by their unit."""
+    for m in _DURATION.finditer(r.norm):
+        if (m["prefix"] or m["n1"]) and r.free(m.start(), m.end()):
+            r.add("quantity", "duration", "duration", interval_days(m), "day", m.start(), m.end())
+            r.claim(m.start(), m.end())
     for m in DOSE.finditer(r.norm):
         if r.free(m.start(), m.end()):
             unit, factor = DOSE_UNITS[_squash(m["unit"])]

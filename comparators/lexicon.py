@@ -49,8 +49,25 @@ class Lexicon:
                         found.append(Term(category, key, i, i + size))
                         matched = size
                         break
+            if not matched and (categories is None or "drugs" in categories):
+                combined = self._combination(words[i])
+                if combined is not None:
+                    found.append(Term("drugs", combined, i, i + 1))
             i += matched or 1
         return found
+
+    def _combination(self, word: str) -> str | None:
+        """A fixed combination written with "/" or "+" ("salmeterol/fluticasone", "amlo+perindopril"):
+        its ingredients, sorted and joined by "+", when every part is a drug the lists know."""
+        if "/" not in word and "+" not in word:
+            return None
+        ingredients: set[str] = set()
+        for part in re.split(r"[/+]", word):
+            entry = next(((c, k) for w, c, k in self.index.get(part, ()) if len(w) == 1), None)
+            if entry is None or entry[0] != "drugs":
+                return None
+            ingredients.update(entry[1].split("+"))
+        return "+".join(sorted(ingredients)) if len(ingredients) > 1 else None
 
 
 def words(text: str) -> frozenset[str]:

@@ -38,7 +38,7 @@ _DIGITWORD = "|".join(sorted(_UNITS, key=len, reverse=True))
 _POINT_RE = rf"(?:point|perpuluhan)(?:\s+(?:{_DIGITWORD}))+"
 _AND = r"(?:(?<=hundred)|(?<=thousand)|(?<=ratus)|(?<=ribu))\s+(?:and|dan)\s+"
 _RUN = re.compile(
-    rf"\b(?:(?:a\s+)?(?:{_NUMWORD})|{_POINT_RE})"
+    rf"(?<![\w'’-])(?:(?:a\s+)?(?:{_NUMWORD})|{_POINT_RE})"  # not inside a word: "kedua-dua", "se-"
     rf"(?:(?:\s+|-)(?:{_NUMWORD}|{_POINT_RE})|{_AND}(?:{_NUMWORD})|\s+(?:and|dan)\s+(?:a\s+)?half)*\b"
     r"|\b(?:half|a\s+quarter)\b",
 )
