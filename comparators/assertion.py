@@ -232,7 +232,7 @@ def _forward_scope(t: Tokens, first: int, kind: State) -> int:
             item, listed = 0, True
         else:
             item += 1
-            if item > _ITEM or (total >= _WINDOW and not listed and kind != "hypothetical"):
+            if item > _ITEM or (total >= _WINDOW and not listed):
                 break
         total += 1
         j += 1

@@ -154,7 +154,7 @@ def _snap(days: str) -> str:
     parts = []
     for part in days.split("-"):
         value = number(part)
-        parts.append(show(round(value / Fraction(3044, 100)) * 30) if value >= 28 else show(value))
+        parts.append(show(Fraction(round(value / Fraction(3044, 100)) * 30)) if value >= 28 else show(value))
     return "-".join(parts)
 
 
