@@ -6,10 +6,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from comparators.align import Difference, compare
 from comparators.facts import Facts, extract
-from comparators.scoring import Comparison, Finding, Result
+from comparators.scoring import Comparison, Finding, Result, Side
 from comparators.text import rouge_l_f1_tokens
 from comparators.tokens import normalize, tokenize
 
@@ -141,14 +142,73 @@ def compare_soap(primary: str, other: str) -> Result:
     return result
 
 
+_UNIT_KEY = re.compile(
+    r"^(?P<name>.*?)[_\s-]*(?P<unit>mg|mcg|ug|g|ml|units|iu|days|hours|hrs|weeks|kg|mmhg|bpm|percent|pct)$",
+    re.IGNORECASE,
+)
+
+
+def structured_text(value: Any) -> str:
+    """A JSON answer or tool calls as lines the fact extractor reads: one line per object, its fields
+    as "name: value" ("drug: amoxicillin, dose: 500 mg, frequency: TDS"); a unit in the field's name
+    goes after the value ("dose_mg": 500 is "dose: 500 mg")."""
+    lines: list[str] = []
+
+    def field(key: str, leaf: Any) -> str:
+        shown = "" if leaf is None else str(leaf).lower() if isinstance(leaf, bool) else str(leaf)
+        m = _UNIT_KEY.match(key)
+        if m and m["name"] and isinstance(leaf, int | float) and not isinstance(leaf, bool):
+            return f"{m['name'].replace('_', ' ')}: {shown} {m['unit']}"
+        return f"{key.replace('_', ' ')}: {shown}"
+
+    def walk(node: Any, key: str, depth: int) -> None:
+        if depth > 50:
+            return
+        if isinstance(node, dict):
+            if {"name", "arguments"} <= node.keys() and node.get("type", "function") == "function":
+                lines.append(f"{node.get('name')}:")  # a tool call: its name, then its arguments
+                walk(node["arguments"], "", depth + 1)
+                return
+            scalars = [field(str(k), v) for k, v in node.items() if not isinstance(v, dict | list)]
+            if scalars:
+                lines.append(", ".join(scalars))
+            for k, v in node.items():
+                if isinstance(v, dict | list):
+                    walk(v, str(k), depth + 1)
+        elif isinstance(node, list):
+            if node and all(not isinstance(v, dict | list) for v in node):
+                lines.append(f"{key.replace('_', ' ')}: " + ", ".join(str(v) for v in node))
+            else:
+                for v in node:
+                    walk(v, key, depth + 1)
+        elif node is not None:
+            lines.append(field(key, node) if key else str(node))
+
+    walk(value, "", 0)
+    return "\n".join(lines)
+
+
+def clinical_text(side: Side) -> str | None:
+    """What the facts of one answer are read from: its words; a JSON answer's fields or its tool calls'
+    arguments as lines (structured_text), so a dose inside `arguments` counts."""
+    if side.json is None:
+        return side.text
+    flat = structured_text(side.json)
+    if side.text is None or side.text.strip().lstrip("`").removeprefix("json").lstrip()[:1] in ("{", "["):
+        return flat  # tool calls alone, or an answer that is JSON (extract.json_content parsed it)
+    return f"{side.text}\n{flat}"  # words and tool calls
+
+
 def score_clinical(c: Comparison) -> Result:
     """The clinical metrics (see scoring.METRICS) and the SOAP metrics when either side is a SOAP note.
-    Nothing when either side has no text (the common scorer reports errors); `clinical_unscorable` = 1,
+    Tool calls and JSON answers are read through `clinical_text`. Nothing when either side has neither
+    text nor JSON (the common scorer reports errors); `clinical_unscorable` = 1,
     with the reason as a finding, when a text cannot be read."""
     result = Result()
-    if c.primary.text is None or c.other.text is None:
+    primary, other = clinical_text(c.primary), clinical_text(c.other)
+    if primary is None or other is None:
         return result
-    found = compare_clinical(c.primary.text, c.other.text, c.role)
+    found = compare_clinical(primary, other, c.role)
     if found.unscorable is not None:
         result.metrics["clinical_unscorable"] = 1.0
         result.findings.append(Finding("clinical_unscorable", "", found.unscorable, ""))
@@ -175,7 +235,7 @@ def score_clinical(c: Comparison) -> Result:
             "clinical_ok": 0.0 if critical else 1.0,
         }
     )
-    result.findings.extend(finding(d, c.primary.text, c.other.text) for d in found.differences)
-    result.add(compare_soap(c.primary.text, c.other.text))
+    result.findings.extend(finding(d, primary, other) for d in found.differences)
+    result.add(compare_soap(primary, other))
     del result.findings[MAX_FINDINGS:]
     return result

@@ -390,6 +390,33 @@ def test_drifted_negations_and_numbers_are_caught() -> None:
     assert caught == changed
 
 
+# --- structured outputs ----------------------------------------------------------------------------
+
+
+def tool_side(arguments: dict[str, object]) -> Side:
+    calls = [{"type": "function", "name": "prescribe", "arguments": arguments}]
+    return Side(status=200, error=None, total_ms=1.0, ttfb_ms=None, model="m", text=None, json=calls)
+
+
+def test_a_dose_inside_tool_call_arguments_counts() -> None:
+    primary = tool_side({"drug": "amoxicillin", "dose_mg": 500, "frequency": "TDS", "days": 5})
+    changed = tool_side({"drug": "amoxicillin", "dose_mg": 250, "frequency": "TDS", "days": 5})
+    same = tool_side({"drug": "Amoxil", "dose": "0.5 g", "frequency": "three times a day", "days": 5})
+    result = score_clinical(Comparison("chat", primary, changed, "candidate"))
+    assert result.metrics["clinical_ok"] == 0.0
+    assert result.findings[0].where == "dose: amoxicillin"
+    assert score_clinical(Comparison("chat", primary, same, "candidate")).metrics["clinical_ok"] == 1.0
+
+
+def test_json_answers_are_read_field_by_field() -> None:
+    primary = Side(200, None, 1.0, None, "m", text='{"allergies": ["penicillin"], "bp": "130/85"}',
+                   json={"allergies": ["penicillin"], "bp": "130/85"})  # fmt: skip
+    other = Side(200, None, 1.0, None, "m", text='{"allergies": ["sulfa"], "bp": "130/85"}',
+                 json={"allergies": ["sulfa"], "bp": "130/85"})  # fmt: skip
+    found = score_clinical(Comparison("chat", primary, other, "candidate")).findings
+    assert [f.where for f in found] == ["allergy: allergy"]
+
+
 # --- bad input -----------------------------------------------------------------------------------
 
 
