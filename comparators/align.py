@@ -302,8 +302,10 @@ def _laterality(p: list[Fact], o: list[Fact]) -> list[Difference]:
         d = _contrast("side", "critical", site or "side", pe[site], oe[site])
         if d is not None:
             out.append(d)
-    rest_p = [f for f in p if f.entity not in oe or f.entity in _ANY_SITE]
-    rest_o = [f for f in o if f.entity not in pe or f.entity in _ANY_SITE]
+    # A site named more often on one side: its extra mentions may be another site on the other
+    # ("NSAID gel to R heel" → "to R knee").
+    rest_p = [f for e, fs in pe.items() for f in (fs if e not in oe or e in _ANY_SITE else fs[len(oe[e]) :])]
+    rest_o = [f for e, fs in oe.items() for f in (fs if e not in pe or e in _ANY_SITE else fs[len(pe[e]) :])]
     for facts, others in ((rest_p, rest_o), (rest_o, rest_p)):
         for f in [f for f in facts if f.entity in _ANY_SITE]:
             match = next((g for g in others if g.value == f.value), None)

@@ -117,12 +117,14 @@ DAYS = {
     "m": 30, "mo": 30, "mth": 30, "mths": 30, "month": 30, "months": 30, "bulan": 30, "/12": 30,
     "y": 365, "yr": 365, "yrs": 365, "year": 365, "years": 365, "tahun": 365,
 }  # fmt: skip
-_SPAN_WORD = r"days?|d|hari|weeks?|wks?|wk|minggu|months?|mths?|mth|bulan|years?|yrs?|tahun"
+_HOURS = {"h": 1, "hr": 1, "hrs": 1, "hour": 1, "hours": 1, "jam": 1}
+_SPAN_WORD = r"days?|d|hari|weeks?|wks?|wk|minggu|months?|mths?|mth|bulan|years?|yrs?|tahun|hours?|hrs?|jam"
 # "5/7", "2/52", "1/12": days, weeks, months in clinic shorthand (not a date: no third part).
 _SLASH = rf"(?P<n1>{NUM})\s*/\s*(?P<d1>7|52|12)(?![\d/])"
 _WORDED = rf"(?P<n2>{RANGE})\s*(?P<d2>{_SPAN_WORD})(?![a-z])"
 _SE = r"(?P<se>seminggu|sebulan|setahun|a\s+week|a\s+month|a\s+year|one\s+week|fortnight|two\s+weeks)"
-INTERVAL = rf"(?:{_SLASH}|{_WORDED}|{_SE})"
+_DAY_N = r"(?:hari\s+ke-?\s*|day\s+)(?P<n3>\d+)(?![\d/])"  # "pada hari ke-5", "on day 5"
+INTERVAL = rf"(?:{_SLASH}|{_WORDED}|{_SE}|{_DAY_N})"
 _SE_DAYS = {"seminggu": 7, "sebulan": 30, "setahun": 365, "sehari": 1, "a week": 7, "a month": 30,
             "a year": 365, "one week": 7, "fortnight": 14, "two weeks": 14}  # fmt: skip
 
@@ -167,7 +169,11 @@ def _interval_days(m: re.Match[str]) -> str:
         return _scaled(m["n1"], Fraction(DAYS["/" + m["d1"]]))
     if m["n2"]:
         unit = m["d2"]
+        if unit in _HOURS or unit.rstrip("s") in _HOURS:
+            return _scaled(m["n2"], Fraction(1, 24))
         return _scaled(m["n2"], Fraction(DAYS.get(unit, DAYS.get(unit.rstrip("s"), 1))))
+    if m["n3"]:
+        return m["n3"]
     return str(_SE_DAYS[re.sub(r"\s+", " ", m["se"])])
 
 
@@ -348,9 +354,16 @@ def extract(original: str) -> Facts:
 
 # --- vital signs and labs ----------------------------------------------------------------------
 
-_MEASURE_LINK = words(": = - – ( of is was at reading ialah adalah level paras bacaan on arrival")
+_MEASURE_LINK = words(
+    ": = - – ( of is was at reading ialah adalah level paras bacaan on arrival today now currently "
+    "latest repeat hari ini semasa terkini"
+)
 _BP_VALUE = re.compile(r"\s*(?P<a>\d{2,3})\s*(?:/|over|per|\\)\s*(?P<b>\d{2,3})(?![\d/])")
-_MEASURE_VALUE = re.compile(rf"\s*(?P<v>{NUM})(?![\d]|/\d)(?:\s*/\s*(?P<of>10|15)\b)?")
+_MEASURE_VALUE = re.compile(rf"\s*(?P<v>{NUM})(?:\s*/\s*(?P<of>10|15)\b)?(?![\d]|/\d)")
+# A second reading of the same measure after a comma: "BP 150/95 (L arm), 148/92 (R arm)".
+_BP_AGAIN = re.compile(
+    r"\s*(?:\([^()\n]{0,30}\))?\s*(?:,|and|dan|;)\s*(?P<a>\d{2,3})\s*/\s*(?P<b>\d{2,3})(?![\d/])"
+)
 _AGE = re.compile(
     rf"(?<![\w.,/])(?P<v>{NUM})\s*(?:-\s*)?(?:years?[\s-]*old|year-old|yrs?[\s-]*old|yo|y/o|y\.o\.|"
     r"tahun|thn)(?![a-z])"
@@ -393,6 +406,13 @@ def _measures(r: _Reader) -> None:
         start = r.tokens.starts[term.first]
         r.add("measure", term.key, "value", value, "", start, m.end())
         r.claim(start, m.end())
+        if term.key == "bp":
+            again = _BP_AGAIN.match(r.norm, m.end())
+            if again is not None:
+                r.add(
+                    "measure", "bp", "value", f"{again['a']}/{again['b']}", "", again.start("a"), again.end()
+                )
+                r.claim(again.start("a"), again.end())
     for m in _AGE.finditer(r.norm):
         if r.free(m.start(), m.end()) and not _DURATION_BEFORE.search(
             r.norm, max(0, m.start() - 12), m.start()
@@ -452,7 +472,7 @@ def _allergies(r: _Reader) -> list[tuple[int, int]]:
         stop = _SENTENCE.search(r.norm, m.end())
         end = stop.start() if stop else len(r.norm)
         clause_end = min(end, m.end() + 120)
-        after = [t for t in agent_terms if m.end() <= starts[t.first] < clause_end]
+        after = [t for t in agent_terms if m.start() <= starts[t.first] < clause_end]
         before = [t for t in agent_terms if 0 <= m.start() - r.tokens.ends[t.last - 1] <= 2]
         agents = after or before
         if not agents:
@@ -482,7 +502,8 @@ _FOLLOWUP_CUE = re.compile(
     r"\b(?:review|reviewed|follow[\s-]*up|f/u|fu|tca|rv|r/v|see\s+(?:you\s+)?again|see\s+you\s+back|"
     r"return|come\s+back|come\s+again|recheck|re-check|repeat|temujanji|datang\s+semula|datang\s+balik|"
     r"datang\s+lagi|kembali|ulang\s+semula|jumpa\s+semula|jumpa\s+lagi|rawatan\s+susulan|susulan|"
-    r"appointment|appt|next\s+visit|lawatan\s+seterusnya|lawatan\s+susulan|ulangan)\b"
+    r"appointment|appt|next\s+visit|lawatan\s+seterusnya|lawatan\s+susulan|ulangan|refer|referred|"
+    r"referral|rujuk|dirujuk|rujukan)\b"
 )
 # The interval follows the cue within a few words ("F/u in diabetic clinic in 3 months"); more
 # intervals may follow in the same sentence ("F/u: HF clinic 2/52, RP in 1/52").
@@ -695,7 +716,7 @@ _MAX_DOSE = re.compile(
 )
 # "half of a 10 mg tablet", "0.5 x 10 mg", "2 x 500 mg": a part or a multiple of the strength named.
 _PART_OF = re.compile(
-    r"(?P<part>0?\.\d+|1/2|1/4|(?<![\d.])[1-9](?=\s*[x×]))\s*(?:of\s+)?(?:a\s+|an\s+|[x×]\s*)?$"
+    r"(?<![\d./])(?P<part>0?\.\d+|1/2|1/4|[1-9](?=\s*[x×]))\s*(?:of\s+)?(?:a\s+|an\s+|[x×]\s*)?$"
 )
 _DURATION = re.compile(
     rf"(?P<prefix>\b(?:x|for|selama|untuk|over|dalam\s+tempoh|during|diteruskan|sehingga|until)\s*)?{INTERVAL}"
@@ -888,7 +909,7 @@ _RESULT_STOPS = frozenset((".", ";", "\n", ",", "but", "tetapi", "and", "dan"))
 def _result_after(t: assertion.Tokens, term: Term, term_starts: set[int]) -> assertion.State | None:
     """A test's result said a few words later, as dictated: "the covid antigen came back negative",
     "ujian denggi keputusannya positif". Stops at punctuation and at the next listed test or finding."""
-    for k in range(term.last, min(term.last + 6, len(t.words))):
+    for k in range(term.last, min(term.last + 8, len(t.words))):
         w = t.words[k]
         if w in _RESULT_STOPS or k in term_starts or t.breaks[k]:
             return None
