@@ -201,7 +201,7 @@ def _slots(
 # Slots a text may state more than once for other reasons (a symptom's duration near a drug's, two
 # follow-ups): as many on each side are compared in order; otherwise values in common mean agreement
 # on the one that matters, and the rest is minor ("next review 3/12" and "review at 6 weeks ... 3 months").
-_SUBSET_SLOTS = frozenset(("duration", "followup", "timing", "route"))
+_SUBSET_SLOTS = frozenset(("duration", "followup", "timing", "route", "value"))
 
 
 def _contrast_some(

@@ -294,8 +294,14 @@ def _backward(
                 continue
         cue[i : i + size] = [True] * min(size, n - i)
         first, last = _reach_back(t, cue, i)
-        # "no malaria parasites seen": a forward negation right before keeps the finding absent.
-        overridden = kind == "present" and first > 0 and cue[first - 1] and state[first] != "present"
+        # "no malaria parasites seen": a forward negation right before a short phrase keeps it absent.
+        overridden = (
+            kind == "present"
+            and first > 0
+            and cue[first - 1]
+            and state[first] != "present"
+            and last - first < 3
+        )
         if last >= first and not overridden:
             state[first : last + 1] = [kind] * (last + 1 - first)
             scopes.append((first, last + 1, kind))

@@ -106,9 +106,10 @@ _DOSE_UNIT = "|".join(re.escape(u).replace(r"\ ", r"\s+") for u in sorted(DOSE_U
 _PER = r"(?:\s*/\s*(?P<per>kg|day|hari|dose|hr|h|hour|jam|min|m2))?"
 # "sebiji", "sekapsul": Malay "one" joined to the unit.
 _SE_UNIT = r"se(?=(?:biji|kapsul|titik|titis|paket|uncang|sudu)\b)"
+# A lab's unit is no dose: "uACR 45 mg/mmol", "glucose 126 mg/dL".
 DOSE = re.compile(
     rf"(?<![\w.,/])(?P<value>{RANGE}|\d+/\d+|{_SE_UNIT})\s*(?:-\s*)?(?:a\s+)?(?P<unit>{_DOSE_UNIT})(?![a-z])"
-    rf"{_PER}(?![a-z])"
+    rf"(?!\s*/\s*(?:mmol|dl|l)\b){_PER}(?![a-z])"
 )
 
 DAYS = {
@@ -550,7 +551,9 @@ _NOT_DRUGS = words(
     "medicine about approximately around only sahaja weight berat temp suhu glucose sugar level paras "
     "reading bacaan drink minum water air fluids cecair oral stat urine output intake"
 )
-_UNKNOWN_DRUG = re.compile(rf"\b(?P<name>[a-z][a-z\-]{{3,}})\s+(?={RANGE}\s*(?:mg|mcg|g|ml|units|iu)\b)")
+_UNKNOWN_DRUG = re.compile(
+    rf"\b(?P<name>[a-z][a-z\-]{{3,}})\s+(?={RANGE}\s*(?:mg|mcg|g|ml|units|iu)\b(?!\s*/\s*(?:mmol|dl|l)\b))"
+)
 
 
 @dataclass(slots=True)
@@ -751,7 +754,8 @@ def _owner(
     after = bisect_left(mention_starts, atom.end)
     before = bisect_right(mention_starts, atom.start) - 1
     if before >= 0 and mentions[before].end > atom.start:
-        return None  # inside a drug's name
+        # Inside a drug's name: a route the vocabulary wrote into it ("IV omeprazole") is the drug's.
+        return before if atom.slot == "route" else None
     forward_ok = after < len(mentions) and _GLUE.match(norm[atom.end : mentions[after].start]) is not None
     back = before if before >= 0 else None
     if back is not None:
