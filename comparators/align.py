@@ -221,11 +221,13 @@ def _contrast_some(
 def _medications(p: list[Fact], o: list[Fact]) -> list[Difference]:
     pe, oe = _by_entity(p), _by_entity(o)
     out: list[Difference] = []
-    for entity in pe.keys() & oe.keys():
-        out += _slots(entity, pe[entity], oe[entity], _MEDICATION_SLOTS, "critical")
-        stopped_p = {f.value for f in pe[entity] if f.slot == "status"}
-        stopped_o = {f.value for f in oe[entity] if f.slot == "status"}
-        out = [d for d in out if not (d.slot == "status" and stopped_p & stopped_o)]
+    for entity in sorted(pe.keys() & oe.keys()):
+        found = _slots(entity, pe[entity], oe[entity], _MEDICATION_SLOTS, "critical")
+        status_p = {f.value for f in pe[entity] if f.slot == "status"}
+        status_o = {f.value for f in oe[entity] if f.slot == "status"}
+        if status_p & status_o:  # stopped in one place and given in another, on both sides
+            found = [d for d in found if d.slot != "status"]
+        out += found
     only_p = [e for e in pe if e not in oe]
     only_o = [e for e in oe if e not in pe]
     # A drug one side names where the other names another, with the same dose, frequency or place in

@@ -121,6 +121,9 @@ class Tokens:
     breaks: list[bool]  # a line break (or a sentence end) comes before this token
 
 
+_SPACED_TOKEN = re.compile(rf"(\s*)({TOKEN.pattern})")
+
+
 def tokens(norm: str) -> Tokens:
     """Word tokens of a normalized text. A "?" glued to the next word is a cue ("?pneumonia"); any
     other "?" or "!" ends a sentence, as "." does."""
@@ -128,16 +131,16 @@ def tokens(norm: str) -> Tokens:
     starts: list[int] = []
     ends: list[int] = []
     breaks: list[bool] = []
-    last_end = 0
-    for m in TOKEN.finditer(norm):
-        word = m[0].replace("’", "'")
-        if word in "?!" and not (word == "?" and norm[m.end() : m.end() + 1].isalpha()):
+    for m in _SPACED_TOKEN.finditer(norm):
+        word = m[2]
+        if word in ("?", "!") and not (word == "?" and norm[m.end() : m.end() + 1].isalpha()):
             word = "."
+        elif "’" in word:
+            word = word.replace("’", "'")
         words.append(word)
-        starts.append(m.start())
+        starts.append(m.start(2))
         ends.append(m.end())
-        breaks.append("\n" in norm[last_end : m.start()])
-        last_end = m.end()
+        breaks.append("\n" in m[1])
     return Tokens(words, starts, ends, breaks)
 
 

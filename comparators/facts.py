@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from comparators import assertion
-from comparators.lexicon import Lexicon, Term, load, words
+from comparators.lexicon import Lexicon, Term, alternation, load, words
 from comparators.numbers import Text, read
 
 Kind = str  # "medication", "allergy", "finding", "measure", "laterality", "followup", "quantity"
@@ -102,7 +102,7 @@ _units("spoon", 1, "teaspoon,teaspoons,tsp,sudu teh,sudu kecil")
 _units("suppository", 1, "suppository,suppositories")
 _units("patch", 1, "patch,patches,tampalan")
 _units("vial", 1, "vial,vials,ampoule,ampoules,amp")
-_DOSE_UNIT = "|".join(re.escape(u).replace(r"\ ", r"\s+") for u in sorted(DOSE_UNITS, key=len, reverse=True))
+_DOSE_UNIT = alternation(DOSE_UNITS)
 _PER = r"(?:\s*/\s*(?P<per>kg|day|hari|dose|hr|h|hour|jam|min|m2))?"
 # "sebiji", "sekapsul": Malay "one" joined to the unit.
 _SE_UNIT = r"se(?=(?:biji|kapsul|titik|titis|paket|uncang|sudu)\b)"
@@ -166,16 +166,17 @@ def interval_days(m: re.Match[str]) -> str:
 
 
 def _interval_days(m: re.Match[str]) -> str:
-    if m["n1"]:
-        return _scaled(m["n1"], Fraction(DAYS["/" + m["d1"]]))
-    if m["n2"]:
-        unit = m["d2"]
+    g = m.groupdict()
+    if g.get("n1"):
+        return _scaled(g["n1"], Fraction(DAYS["/" + g["d1"]]))
+    if g.get("n2"):
+        unit = g["d2"]
         if unit in _HOURS or unit.rstrip("s") in _HOURS:
-            return _scaled(m["n2"], Fraction(1, 24))
-        return _scaled(m["n2"], Fraction(DAYS.get(unit, DAYS.get(unit.rstrip("s"), 1))))
-    if m["n3"]:
-        return m["n3"]
-    return str(_SE_DAYS[re.sub(r"\s+", " ", m["se"])])
+            return _scaled(g["n2"], Fraction(1, 24))
+        return _scaled(g["n2"], Fraction(DAYS.get(unit, DAYS.get(unit.rstrip("s"), 1))))
+    if g.get("n3"):
+        return str(g["n3"])
+    return str(_SE_DAYS[re.sub(r"\s+", " ", g["se"])])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,8 +249,7 @@ def _lookup(table: dict[str, str]) -> tuple[str, dict[str, str]]:
     for key, spellings in table.items():
         for s in spellings.split(","):
             lookup.setdefault(re.sub(r"\s+", " ", s.strip()), key)
-    ordered = sorted(lookup, key=len, reverse=True)
-    return "|".join(re.escape(s).replace(r"\ ", r"\s+") for s in ordered), lookup
+    return alternation(lookup), lookup
 
 
 def _alternation(table: dict[str, str]) -> tuple[re.Pattern[str], dict[str, str]]:
@@ -263,9 +263,9 @@ TIMING, _TIMING_OF = _alternation(_TIMINGS)
 STATUS, _ = _alternation({"stopped": _STATUS_STOP})
 # "3 times a day", "2x/day", "3 kali sehari", "every 4 hours", "q4h", "4-6 hourly", "8 jam sekali"
 _TIMES = re.compile(
-    rf"(?<![\w.])(?P<times>{RANGE})\s*(?:x|times|kali|×)\s*(?:a|per|/|in\s+a|setiap)?\s*(?:day|daily|sehari|hari)\b"
+    rf"(?<![\w.])(?:(?P<times>{RANGE})\s*(?:x|times|kali|×)\s*(?:a|per|/|in\s+a|setiap)?\s*"
+    rf"(?:day|daily|sehari|hari)\b|(?P<hourly>{RANGE})\s*-?\s*(?:hourly|jam\s+sekali)\b)"
     rf"|\b(?:every|setiap|tiap|q)\s*(?P<hours>{RANGE})\s*(?:hours?|hrs?|h|jam|hourly)\b"
-    rf"|(?<![\w.])(?P<hourly>{RANGE})\s*-?\s*(?:hourly|jam\s+sekali)\b"
 )
 # Dispensed amounts: "dispense 20 tabs", "bekalan 10 biji", "qty: 30", "#20", "x 20 tabs".
 _QUANTITY = re.compile(
@@ -315,6 +315,7 @@ class _Reader:
     terms: list[Term]
     claimed: list[tuple[int, int]]  # norm spans already read as a typed fact
     facts: list[Fact]
+    durations: list[re.Match[str]]  # read once, used by medications and what is left over
 
     @property
     def norm(self) -> str:
@@ -342,7 +343,7 @@ def extract(original: str) -> Facts:
     text = read(original)
     lex = load()
     toks = assertion.tokens(text.norm)
-    reader = _Reader(text, lex, toks, lex.terms(toks.words), [], [])
+    reader = _Reader(text, lex, toks, lex.terms(toks.words), [], [], durations(text.norm))
     _measures(reader)
     allergy_spans = _allergies(reader)
     _followups(reader)
@@ -508,7 +509,7 @@ _FOLLOWUP_CUE = re.compile(
 )
 # The interval follows the cue within a few words ("F/u in diabetic clinic in 3 months"); more
 # intervals may follow in the same sentence ("F/u: HF clinic 2/52, RP in 1/52").
-_FOLLOWUP_GAP = re.compile(r"(?:\s*[:=\-]?\s*[^\s.;!?\n]+){0,5}?\s*[:=\-]?\s*(?=" + INTERVAL + ")")
+_FOLLOWUP_WORDS = 7
 _INTERVAL = re.compile(INTERVAL)
 
 
@@ -519,10 +520,10 @@ def _followups(r: _Reader) -> None:
             continue
         stop = _SENTENCE.search(norm, cue.end())
         end = stop.start() if stop else len(norm)
-        gap = _FOLLOWUP_GAP.match(norm, cue.end(), end)
-        if gap is None:
+        near = _INTERVAL.search(norm, cue.end(), end)
+        if near is None or len(norm[cue.end() : near.start()].split()) > _FOLLOWUP_WORDS:
             continue
-        position = gap.end()
+        position = near.start()
         first = True
         while position < end:
             m = _INTERVAL.search(norm, position, end)
@@ -572,7 +573,7 @@ def _medications(r: _Reader, allergy_spans: list[tuple[int, int]]) -> None:
         return any(s <= pos < e for s, e in allergy_spans)
 
     mentions = [
-        _Mention(t.key, starts[t.first], ends[t.last - 1])
+        _Mention(t.key, starts[t.first], ends[_name_end(r, t) - 1])
         for t in r.terms
         if t.category == "drugs" and not in_allergy(starts[t.first])
     ]
@@ -598,9 +599,17 @@ def _medications(r: _Reader, allergy_spans: list[tuple[int, int]]) -> None:
         return
     for sm in STATUS.finditer(norm):
         after = next((x for x in mentions if 0 <= x.start - sm.end() <= 12), None)
-        if after is not None and not re.search(r"[.;\n]", norm[sm.end() : after.start]):
+        if after is not None and not re.search(r"[.;,\n]", norm[sm.end() : after.start]):
             after.stopped = True
-    atoms = list(_atoms(r))
+    for sm in _STOPPED_AFTER.finditer(norm):
+        before = [
+            x
+            for x in mentions
+            if 0 <= sm.start() - x.end <= 30 and not _SENTENCE.search(norm, x.end, sm.start())
+        ]
+        if before and not any(before[-1].end <= y.start < sm.start() for y in mentions):
+            before[-1].stopped = True
+    atoms = list(_atoms(r, _windows(norm, mentions)))
     assigned: dict[int, list[_Atom]] = {i: [] for i in range(len(mentions))}
     mention_starts = [x.start for x in mentions]
     for atom in atoms:
@@ -624,16 +633,88 @@ def _medications(r: _Reader, allergy_spans: list[tuple[int, int]]) -> None:
             a.value for a in assigned[i] if a.slot == "timing" and a.value in ("morning", "noon", "night")
         }
         has_frequency = any(a.slot == "frequency" and a.value not in ("prn", "stat") for a in assigned[i])
+        explicit = any(a.slot == "route" for a in assigned[i])
         for atom in assigned[i]:
+            if atom.slot == "implied route":
+                if explicit:
+                    continue  # "GTN S/L tablet": what is written wins over what the form implies
+                atom.slot = "route"
             r.add("medication", mention.key, atom.slot, atom.value, atom.unit, atom.start, atom.end)
+        for atom in assigned[i]:
+            if atom.slot == "dose" and atom.unit in _FORM_ROUTES and not explicit:
+                r.add("medication", mention.key, "route", _FORM_ROUTES[atom.unit], "", atom.start, atom.end)
+                explicit = True
         if times and not has_frequency and len(times) > 1:
             first = min(a.start for a in assigned[i] if a.slot == "timing")
             last = max(a.end for a in assigned[i] if a.slot == "timing")
             r.add("medication", mention.key, "frequency", f"{len(times)}/day", "", first, last)
 
 
-def _atoms(r: _Reader) -> Iterator[_Atom]:
+# What a dosage form implies when no route is written: "T. Maxolon", "2 puffs", "1 suppository".
+_FORM_ROUTES = {"tablet": "oral", "capsule": "oral", "sachet": "oral", "spoon": "oral", "puff": "inhaled",
+                "suppository": "rectal", "patch": "transdermal"}  # fmt: skip
+_FORMS = re.compile(
+    r"(?<![\w.])(?<!\d\s)(?:t\.|tab\.?|tabs\.?|tablet|cap\.?|caps\.?|capsule|kapsul|syr\.?|syrup|sirap|mixture|"
+    r"susp\.?|suspension)(?=\s*[a-z])"
+)
+# A drug stopped or not given, said after it: "GTN tidak diberi", "aspirin withheld".
+_STOPPED_AFTER = re.compile(
+    r"\b(?:not\s+given|withheld|held|omitted|stopped|discontinued|ceased|tidak\s+diberi(?:kan)?|ditahan|"
+    r"dihentikan|diberhentikan|tidak\s+diteruskan|not\s+continued|not\s+to\s+be\s+given)\b"
+)
+# Malay "makan" (take by mouth), not "sebelum/selepas makan" (meals).
+_MAKAN = re.compile(r"\bmakan\b(?!\s+(?:makanan|nasi|minum))")
+_MEAL_BEFORE = re.compile(
+    r"(?:sebelum|selepas|lepas|sesudah|semasa|bersama|waktu|jangan|tidak|boleh|selera)\s+$"
+)
+# "oral intake", "oral fluids": no drug's route.
+_NOT_A_ROUTE = re.compile(
+    r"\s*(?:intake|fluids?|feeding|feeds?|diet|hygiene|cavity|mucosa|ulcers?|thrush|lesions?)\b"
+)
+
+
+def _name_end(r: _Reader, term: Term) -> int:
+    """A drug name's last token, less a number that is the dose ("Mixtard 30" is a brand, but in
+    "mixtard thirty units" the thirty is the dose)."""
+    words = r.tokens.words
+    last = term.last
+    if (
+        last - term.first > 1
+        and words[last - 1][:1].isdigit()
+        and last < len(words)
+        and _squash(words[last]) in DOSE_UNITS
+    ):
+        return last - 1
+    return last
+
+
+def _windows(norm: str, mentions: list[_Mention]) -> list[tuple[int, int]]:
+    """Where a medication's attributes can stand: from a little before each drug's name to the end of
+    the sentence after its own ("Dispense 15 caps."), merged. Attributes are only looked for there."""
+    spans: list[tuple[int, int]] = []
+    for x in mentions:
+        end = x.end
+        for _ in range(2):
+            stop = _SENTENCE.search(norm, end)
+            end = stop.end() if stop else len(norm)
+        end = min(end, x.end + 300)
+        while end < len(norm) and not norm[end - 1].isspace():
+            end += 1
+        start = max(0, x.start - 40)
+        if spans and start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+        else:
+            spans.append((start, end))
+    return spans
+
+
+def _atoms(r: _Reader, windows: list[tuple[int, int]]) -> Iterator[_Atom]:
     norm = r.norm
+
+    def scan(rx: re.Pattern[str]) -> Iterator[re.Match[str]]:
+        for start, end in windows:
+            yield from rx.finditer(norm, start, end)
+
     taken: list[tuple[int, int]] = []
 
     def fresh(s: int, e: int) -> bool:
@@ -642,15 +723,15 @@ def _atoms(r: _Reader) -> Iterator[_Atom]:
         taken.append((s, e))
         return True
 
-    for m in _QUANTITY.finditer(norm):
+    for m in scan(_QUANTITY):
         if m[0].lstrip().startswith("x") and (m["u"] is None or _is_duration_at(norm, m.start("q"))):
             continue
         if fresh(m.start(), m.end()):
             yield _Atom("quantity", show(number(m["q"])), "", m.start(), m.end())
-    for m in _TIMES.finditer(norm):
+    for m in scan(_TIMES):
         if fresh(m.start(), m.end()):
             yield _Atom("frequency", _frequency_of(m), "", m.start(), m.end())
-    for m in FREQUENCY.finditer(norm):
+    for m in scan(FREQUENCY):
         spelled = _squash(m[0])
         if spelled in _SHOUTED and not _shouted(r, m):
             continue
@@ -660,32 +741,35 @@ def _atoms(r: _Reader) -> Iterator[_Atom]:
         timing = _TIMING_OF.get(spelled)
         if timing:
             yield _Atom("timing", timing, "", m.start(), m.end())
-    for m in _DURATION.finditer(norm):
-        if not m["prefix"] and not m["n1"]:
-            # "5 days" alone is a duration only right after a medication's other attributes; "5/7" always.
-            before = norm[max(0, m.start() - 12) : m.start()]
-            if not re.search(r"(?:x|for|selama|untuk)\s*$", before):
-                continue
+    for m in (m for m in r.durations if any(s <= m.start() < e for s, e in windows)):
         if fresh(m.start(), m.end()):
             yield _Atom("duration", interval_days(m), "day", m.start(), m.end())
-    for m in TIMING.finditer(norm):
+    for m in scan(TIMING):
         spelled = _squash(m[0])
         if spelled in _SHOUTED and not _shouted(r, m):
             continue
         if fresh(m.start(), m.end()):
             yield _Atom("timing", _TIMING_OF[spelled], "", m.start(), m.end())
-    for m in ROUTE.finditer(norm):
+    for m in scan(_MAKAN):
+        if not _MEAL_BEFORE.search(norm, max(0, m.start() - 10), m.start()) and fresh(m.start(), m.end()):
+            yield _Atom("route", "oral", "", m.start(), m.end())
+    for m in scan(_FORMS):
+        if fresh(m.start(), m.end()):
+            yield _Atom("implied route", "oral", "", m.start(), m.end())
+    for m in scan(ROUTE):
         spelled = _squash(m[0])
         if spelled in ("pr", "p.r.") and re.match(r"\s*[:=]?\s*\d", norm[m.end() :]):
             continue  # "PR 88" is a pulse rate
+        if _ROUTE_OF[spelled] == "oral" and _NOT_A_ROUTE.match(norm, m.end()):
+            continue
         if fresh(m.start(), m.end()):
             yield _Atom("route", _ROUTE_OF[spelled], "", m.start(), m.end())
-    for m in _MAX_DOSE.finditer(norm):
+    for m in scan(_MAX_DOSE):
         d = DOSE.match(norm, m.start("dose"))
         if d is not None and fresh(m.start(), m.end()):
             unit, factor = DOSE_UNITS[_squash(d["unit"])]
             yield _Atom("max dose", _scaled(d["value"], factor), unit, m.start(), m.end())
-    for m in DOSE.finditer(norm):
+    for m in scan(DOSE):
         if not fresh(m.start(), m.end()):
             continue
         unit, factor = DOSE_UNITS[_squash(m["unit"])]
@@ -721,9 +805,24 @@ _MAX_DOSE = re.compile(
 _PART_OF = re.compile(
     r"(?<![\d./])(?P<part>0?\.\d+|1/2|1/4|[1-9](?=\s*[x×]))\s*(?:of\s+)?(?:a\s+|an\s+|[x×]\s*)?$"
 )
-_DURATION = re.compile(
-    rf"(?P<prefix>\b(?:x|for|selama|untuk|over|dalam\s+tempoh|during|diteruskan|sehingga|until)\s*)?{INTERVAL}"
+# Prefixed ("x 5 hari", "for a week"), or in the clinic shorthand that needs none ("5/7", "2/52").
+_DURATION_PREFIXED = re.compile(
+    rf"(?P<prefix>\b(?:x|for|selama|untuk|over|dalam\s+tempoh|during|diteruskan|sehingga|until)\s*){INTERVAL}"
 )
+_DURATION_SHORTHAND = re.compile(rf"(?<![\w.]){_SLASH}")
+
+
+def durations(norm: str) -> list[re.Match[str]]:
+    """Every duration, in order, none overlapping another: prefixed ("x 5 hari", "for a week"), or in
+    the clinic shorthand that needs none ("5/7", "2/52")."""
+    found = sorted(
+        [*_DURATION_PREFIXED.finditer(norm), *_DURATION_SHORTHAND.finditer(norm)], key=lambda m: m.start()
+    )
+    out: list[re.Match[str]] = []
+    for m in found:
+        if not out or m.start() >= out[-1].end():
+            out.append(m)
+    return out
 
 
 def _ratio(value: str) -> str:
@@ -938,8 +1037,8 @@ _OTHER = re.compile(rf"(?<![\w.,/])(?P<v>{RANGE}|\d+/\d+)\s*(?P<u>{_OTHER_BODY})
 def _leftover_quantities(r: _Reader) -> None:
     """Durations no drug owns ("sijil cuti sakit selama 2 hari", "backslab for 3 weeks"), doses no drug
     name stands before, and other numbers with a unit, aligned by their unit."""
-    for m in _DURATION.finditer(r.norm):
-        if (m["prefix"] or m["n1"]) and r.free(m.start(), m.end()):
+    for m in r.durations:
+        if r.free(m.start(), m.end()):
             r.add("quantity", "duration", "duration", interval_days(m), "day", m.start(), m.end())
             r.claim(m.start(), m.end())
     for m in DOSE.finditer(r.norm):

@@ -7,9 +7,11 @@ found on word tokens through a first-word index, so a text is read in one pass h
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import Any
 
 # Words, numbers with inner separators ("co-amoxiclav", "rtk-ag", "b/p", "k+"), or one other character.
 TOKEN = re.compile(r"[a-z0-9\u00c0-\uffff]+(?:['’\-/+.][a-z0-9\u00c0-\uffff]+)*\+?|[^\sa-z0-9]")
@@ -28,9 +30,10 @@ class Term:
 class Lexicon:
     # first word -> ((spelling's words, category, key), ...), longest spelling first
     index: dict[str, tuple[tuple[tuple[str, ...], str, str], ...]]
+    by_category: dict[str, frozenset[str]]  # category -> its keys
 
     def keys(self, category: str) -> frozenset[str]:
-        return frozenset(k for entries in self.index.values() for _, c, k in entries if c == category)
+        return self.by_category.get(category, frozenset())
 
     def terms(self, words: list[str], categories: frozenset[str] | None = None) -> list[Term]:
         """Every lexicon term in `words`, longest first at each place, never overlapping."""
@@ -68,6 +71,33 @@ class Lexicon:
                 return None
             ingredients.update(entry[1].split("+"))
         return "+".join(sorted(ingredients)) if len(ingredients) > 1 else None
+
+
+def alternation(spellings: Iterable[str]) -> str:
+    """A regex matching any of `spellings`, longest first, as a trie: "b(?:d|id)" rather than "bd|bid",
+    which Python's engine tries far faster than a flat list of hundreds of alternatives. A space in a
+    spelling matches any run of whitespace."""
+    trie: dict[str, Any] = {}
+    for spelling in spellings:
+        node = trie
+        for ch in spelling:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def pattern(node: dict[str, Any]) -> str:
+        ends = "" in node
+        branches = [
+            (r"\s+" if ch == " " else re.escape(ch)) + pattern(child)
+            for ch, child in sorted(node.items())
+            if ch
+        ]
+        if not branches:
+            return ""
+        # Longer continuations first, so the longest spelling wins; an end here makes them optional.
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{body})?" if ends else body
+
+    return pattern(trie)
 
 
 def words(text: str) -> frozenset[str]:
@@ -111,4 +141,8 @@ def load() -> Lexicon:
         )
         for first, by_words in entries.items()
     }
-    return Lexicon(index)
+    by_category: dict[str, set[str]] = {}
+    for entries_of_word in index.values():
+        for _, category, key in entries_of_word:
+            by_category.setdefault(category, set()).add(key)
+    return Lexicon(index, {c: frozenset(k) for c, k in by_category.items()})

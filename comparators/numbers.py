@@ -8,6 +8,8 @@ import unicodedata
 from dataclasses import dataclass
 from fractions import Fraction
 
+from comparators.lexicon import alternation
+
 # Words that are a number on their own (English, Malay).
 _UNITS: dict[str, int] = {  # not "nil": in clinic notes it means none, not zero
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
@@ -33,8 +35,8 @@ _POINT = frozenset(("point", "perpuluhan"))
 _ALL = {*_UNITS, *_TEENS, *_TENS, *_AFTER_UNIT, *_SCALES, *_WHOLE, *_FRACTIONS, *_POINT}
 # A run of number words; "and" only after a scale ("one hundred and five") or before a half, hyphens
 # join ("twenty-five"), "point" only before a digit word ("thirty seven point eight").
-_NUMWORD = "|".join(sorted(_ALL - _POINT, key=len, reverse=True))
-_DIGITWORD = "|".join(sorted(_UNITS, key=len, reverse=True))
+_NUMWORD = alternation(_ALL - _POINT)
+_DIGITWORD = alternation(_UNITS)
 _POINT_RE = rf"(?:point|perpuluhan)(?:\s+(?:{_DIGITWORD}))+"
 _AND = r"(?:(?<=hundred)|(?<=thousand)|(?<=ratus)|(?<=ribu))\s+(?:and|dan)\s+"
 _RUN = re.compile(
@@ -165,6 +167,9 @@ def _lower(piece: str) -> str:
     """Lower case and NFKC without changing the length (what would change it is kept as it was)."""
     if piece.isascii():
         return piece.lower()
+    folded = unicodedata.normalize("NFKC", piece).lower()
+    if len(folded) == len(piece):
+        return folded
     out = []
     for ch in piece:
         folded = unicodedata.normalize("NFKC", ch).lower()
