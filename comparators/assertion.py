@@ -159,6 +159,7 @@ def _index(
 _FORWARD_INDEX = _index(_FORWARD)
 _BACKWARD_INDEX = _index(_BACKWARD)
 _PSEUDO_INDEX = _index({"present": _PSEUDO})
+_CUE_STARTS = frozenset(_FORWARD_INDEX) | frozenset(_PSEUDO_INDEX)
 
 
 def _match(
@@ -183,7 +184,11 @@ def states(t: Tokens, term_ends: set[int] | None = None) -> tuple[list[State], l
     cue = [False] * n
     scopes: list[tuple[int, int, State]] = []
     i = 0
+    words = t.words
     while i < n:
+        if words[i] not in _CUE_STARTS:
+            i += 1
+            continue
         size, _ = _match(_PSEUDO_INDEX, t.words, i)
         if size:
             cue[i : i + size] = [True] * min(size, n - i)
@@ -277,7 +282,7 @@ def _backward(
     n = len(t.words)
     i = 0
     while i < n:
-        if cue[i]:
+        if cue[i] or (t.words[i] not in _BACKWARD_INDEX and t.words[i] != "("):
             i += 1
             continue
         kind: State

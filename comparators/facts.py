@@ -41,23 +41,18 @@ class Facts:
     tokens: assertion.Tokens
     states: list[assertion.State]  # per token
     phrases: list[tuple[tuple[str, ...], assertion.State]]  # what each cue governs, for unlisted findings
+    positions: dict[str, list[int]]  # word -> its token indexes
 
     def occurrences(self, phrase: tuple[str, ...]) -> list[tuple[str, tuple[int, int], str]]:
         """(state, span, slot) of each place `phrase` is written, hypotheticals left out."""
         words = self.tokens.words
         n = len(phrase)
         out: list[tuple[str, tuple[int, int], str]] = []
-        for i in self._positions().get(phrase[0], ()):
+        for i in self.positions.get(phrase[0], ()):
             if tuple(words[i : i + n]) == phrase and self.states[i] != "hypothetical":
                 span = self.text.span(self.tokens.starts[i], self.tokens.ends[i + n - 1])
                 out.append((self.states[i], span, "assertion"))
         return out
-
-    def _positions(self) -> dict[str, list[int]]:
-        positions: dict[str, list[int]] = {}
-        for i, w in enumerate(self.tokens.words):
-            positions.setdefault(w, []).append(i)
-        return positions
 
     def mentions(self) -> dict[str, list[tuple[str, tuple[int, int], str]]]:
         """Listed findings and tests: concept -> (state, span, slot) per mention."""
@@ -134,8 +129,8 @@ def number(text: str) -> Fraction:
     return Fraction(text.replace(",", ""))
 
 
-def show(x: Fraction) -> str:
-    if x.denominator == 1:
+def show(x: Fraction | int) -> str:
+    if isinstance(x, int) or x.denominator == 1:
         return str(x.numerator)
     decimal = f"{float(x):.6f}".rstrip("0").rstrip(".")
     return decimal if Fraction(decimal) == x else str(x)
@@ -144,6 +139,8 @@ def show(x: Fraction) -> str:
 def _scaled(value: str, factor: Fraction) -> str:
     if value == "se":
         value = "1"
+    if factor == 1 and value.isdigit():
+        return str(int(value))  # the common case, without fractions
     parts = re.split(r"\s*(?:-|–|to|hingga|ke)\s*", value)
     try:
         return "-".join(show(number(p) * factor) for p in parts if p)
@@ -351,7 +348,10 @@ def extract(original: str) -> Facts:
     _laterality(reader)
     states, phrases = _findings(reader, allergy_spans)
     _leftover_quantities(reader)
-    return Facts(text, reader.facts, toks, states, phrases)
+    positions: dict[str, list[int]] = {}
+    for i, w in enumerate(toks.words):
+        positions.setdefault(w, []).append(i)
+    return Facts(text, reader.facts, toks, states, phrases, positions)
 
 
 # --- vital signs and labs ----------------------------------------------------------------------
