@@ -13,13 +13,13 @@ Severity says what a difference can do to a patient (docs/CLINICAL.md has the ta
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Literal
 
-from comparators.facts import Fact, Facts
+from comparators.facts import Fact, Facts, span_mask
 from comparators.lexicon import load
 
 DiffKind = Literal["contradiction", "omission", "addition"]
@@ -309,11 +309,16 @@ def _laterality(p: list[Fact], o: list[Fact]) -> list[Difference]:
     rest_p = [f for e, fs in pe.items() for f in (fs if e not in oe or e in _ANY_SITE else fs[len(oe[e]) :])]
     rest_o = [f for e, fs in oe.items() for f in (fs if e not in pe or e in _ANY_SITE else fs[len(pe[e]) :])]
     for facts, others in ((rest_p, rest_o), (rest_o, rest_p)):
-        for f in [f for f in facts if f.entity in _ANY_SITE]:
-            match = next((g for g in others if g.value == f.value), None)
-            if match is not None:
-                others.remove(match)
-            facts.remove(f)
+        unplaced = [f for f in facts if f.entity in _ANY_SITE]
+        facts[:] = [f for f in facts if f.entity not in _ANY_SITE]
+        wanted = Counter(f.value for f in unplaced)
+        kept = []
+        for g in others:  # each unplaced side takes one mention of the same side elsewhere
+            if wanted[g.value] > 0 and g.entity not in _ANY_SITE:
+                wanted[g.value] -= 1
+            else:
+                kept.append(g)
+        others[:] = kept
     sites = load().keys("sites")
     listed_p = [f for f in rest_p if f.entity in sites]
     listed_o = [f for f in rest_o if f.entity in sites]
@@ -338,8 +343,8 @@ def _laterality(p: list[Fact], o: list[Fact]) -> list[Difference]:
 _ANY_SITE = frozenset(("", "side"))
 
 
-def _overlaps(span: tuple[int, int], spans: list[tuple[int, int]]) -> bool:
-    return any(span[0] < e and s < span[1] for s, e in spans)
+def _overlaps(span: tuple[int, int], mask: bytearray) -> bool:
+    return mask.find(1, span[0], span[1]) != -1
 
 
 def assertion_severity(a: str, b: str) -> Severity:
@@ -364,8 +369,8 @@ def _findings(p: Facts, o: Facts) -> list[Difference]:
     out: list[Difference] = []
     p_mentions = p.mentions()
     o_mentions = o.mentions()
-    p_spans = [span for mentions in p_mentions.values() for _, span, _ in mentions]
-    o_spans = [span for mentions in o_mentions.values() for _, span, _ in mentions]
+    p_spans = span_mask(len(p.text.original), [span for ms in p_mentions.values() for _, span, _ in ms])
+    o_spans = span_mask(len(o.text.original), [span for ms in o_mentions.values() for _, span, _ in ms])
     for phrase in dict.fromkeys(ph for ph, _ in [*p.phrases, *o.phrases]):
         concept = " ".join(phrase)
         if concept not in p_mentions and concept not in o_mentions:

@@ -310,7 +310,7 @@ class _Reader:
     lex: Lexicon
     tokens: assertion.Tokens
     terms: list[Term]
-    claimed: list[tuple[int, int]]  # norm spans already read as a typed fact
+    claimed: bytearray  # 1 for each character of norm already read as a typed fact
     facts: list[Fact]
     durations: list[re.Match[str]]  # read once, used by medications and what is left over
 
@@ -323,10 +323,10 @@ class _Reader:
         self.facts.append(Fact(kind, entity, slot, value, unit, s, e))
 
     def claim(self, start: int, end: int) -> None:
-        self.claimed.append((start, end))
+        self.claimed[start:end] = b"\x01" * (end - start)
 
     def free(self, start: int, end: int) -> bool:
-        return not any(start < e and s < end for s, e in self.claimed)
+        return self.claimed.find(1, start, end) == -1
 
     def char(self, first: int, last: int) -> tuple[int, int]:
         """Norm span of tokens first..last-1."""
@@ -336,11 +336,21 @@ class _Reader:
 _SENTENCE = re.compile(r"[.;!?](?:\s|$)|\n")
 
 
+def span_mask(size: int, spans: list[tuple[int, int]]) -> bytearray:
+    """1 for each position inside one of `spans`: a membership test in constant time."""
+    mask = bytearray(size + 1)
+    for start, end in spans:
+        mask[start:end] = b"\x01" * (end - start)
+    return mask
+
+
 def extract(original: str) -> Facts:
     text = read(original)
     lex = load()
     toks = assertion.tokens(text.norm)
-    reader = _Reader(text, lex, toks, lex.terms(toks.words), [], [], durations(text.norm))
+    reader = _Reader(
+        text, lex, toks, lex.terms(toks.words), bytearray(len(text.norm)), [], durations(text.norm)
+    )
     _measures(reader)
     allergy_spans = _allergies(reader)
     _followups(reader)
@@ -467,31 +477,32 @@ def _allergies(r: _Reader) -> list[tuple[int, int]]:
         spans.append((m.start(), m.end()))
     agent_terms = [t for t in r.terms if t.category in ("drugs", "allergens")]
     starts = r.tokens.starts
+    agent_starts = [starts[t.first] for t in agent_terms]
+    none_known = span_mask(len(r.norm), spans)
     for m in _ALLERGY_CUE.finditer(r.norm):
-        if any(s <= m.start() < e for s, e in spans):
+        if none_known[m.start()]:
             continue
         # Agents after the cue up to the clause's end; or the agent just before it ("penicillin allergy").
         stop = _SENTENCE.search(r.norm, m.end())
         end = stop.start() if stop else len(r.norm)
         clause_end = min(end, m.end() + 120)
-        after = [t for t in agent_terms if m.start() <= starts[t.first] < clause_end]
-        before = [t for t in agent_terms if 0 <= m.start() - r.tokens.ends[t.last - 1] <= 2]
+        lo = bisect_left(agent_starts, m.start())
+        after = agent_terms[lo : bisect_left(agent_starts, clause_end)]
+        before = [
+            t for t in agent_terms[max(0, lo - 1) : lo] if 0 <= m.start() - r.tokens.ends[t.last - 1] <= 2
+        ]
         agents = after or before
         if not agents:
             continue
         first = min(m.start(), *(starts[t.first] for t in agents))
         last = max(m.end(), *(r.tokens.ends[t.last - 1] for t in agents))
         for t in agents:
-            r.add("allergy", "allergy", "allergy", _agent(t), "", starts[t.first], r.tokens.ends[t.last - 1])
+            r.add("allergy", "allergy", "allergy", t.key, "", starts[t.first], r.tokens.ends[t.last - 1])
         for rm in REACTION.finditer(r.norm, m.end(), clause_end):
             r.add("allergy", "allergy", "reaction", _REACTION_OF[_squash(rm[0])], "", rm.start(), rm.end())
             last = max(last, rm.end())
         spans.append((first, max(last, clause_end if after else last)))
     return spans
-
-
-def _agent(t: Term) -> str:
-    return t.key
 
 
 def _squash(s: str) -> str:
@@ -569,8 +580,10 @@ def _medications(r: _Reader, allergy_spans: list[tuple[int, int]]) -> None:
     norm = r.norm
     starts, ends = r.tokens.starts, r.tokens.ends
 
+    allergic = span_mask(len(norm), allergy_spans)
+
     def in_allergy(pos: int) -> bool:
-        return any(s <= pos < e for s, e in allergy_spans)
+        return allergic[pos] == 1
 
     mentions = [
         _Mention(t.key, starts[t.first], ends[_name_end(r, t) - 1])
@@ -579,6 +592,7 @@ def _medications(r: _Reader, allergy_spans: list[tuple[int, int]]) -> None:
     ]
     known = r.lex.keys("drugs")
     other_terms = {(starts[t.first]) for t in r.terms}
+    named = span_mask(len(norm), [(x.start, x.end) for x in mentions])
     for m in _UNKNOWN_DRUG.finditer(norm):
         name = m["name"]
         if (
@@ -589,7 +603,7 @@ def _medications(r: _Reader, allergy_spans: list[tuple[int, int]]) -> None:
             or name in known
             or m.start() in other_terms
             or in_allergy(m.start())
-            or any(x.start <= m.start() < x.end for x in mentions)
+            or named[m.start()] == 1
             or not r.free(m.start(), m.end())
         ):
             continue
@@ -597,21 +611,22 @@ def _medications(r: _Reader, allergy_spans: list[tuple[int, int]]) -> None:
     mentions.sort(key=lambda x: x.start)
     if not mentions:
         return
+    mention_starts = [x.start for x in mentions]
     for sm in STATUS.finditer(norm):
-        after = next((x for x in mentions if 0 <= x.start - sm.end() <= 12), None)
+        k = bisect_left(mention_starts, sm.end())
+        after = mentions[k] if k < len(mentions) and mentions[k].start - sm.end() <= 12 else None
         if after is not None and not re.search(r"[.;,\n]", norm[sm.end() : after.start]):
             after.stopped = True
     for sm in _STOPPED_AFTER.finditer(norm):
-        before = [
-            x
-            for x in mentions
-            if 0 <= sm.start() - x.end <= 30 and not _SENTENCE.search(norm, x.end, sm.start())
-        ]
-        if before and not any(before[-1].end <= y.start < sm.start() for y in mentions):
-            before[-1].stopped = True
+        k = bisect_right(mention_starts, sm.start()) - 1  # the last drug named before the cue
+        if (
+            k >= 0
+            and 0 <= sm.start() - mentions[k].end <= 30
+            and not _SENTENCE.search(norm, mentions[k].end, sm.start())
+        ):
+            mentions[k].stopped = True
     atoms = list(_atoms(r, _windows(norm, mentions)))
     assigned: dict[int, list[_Atom]] = {i: [] for i in range(len(mentions))}
-    mention_starts = [x.start for x in mentions]
     for atom in atoms:
         owner = _owner(norm, mentions, mention_starts, atom, assigned)
         if owner is not None:
@@ -715,12 +730,12 @@ def _atoms(r: _Reader, windows: list[tuple[int, int]]) -> Iterator[_Atom]:
         for start, end in windows:
             yield from rx.finditer(norm, start, end)
 
-    taken: list[tuple[int, int]] = []
+    taken = bytearray(len(norm))
 
     def fresh(s: int, e: int) -> bool:
-        if not r.free(s, e) or any(s < te and ts < e for ts, te in taken):
+        if not r.free(s, e) or taken.find(1, s, e) != -1:
             return False
-        taken.append((s, e))
+        taken[s:e] = b"\x01" * (e - s)
         return True
 
     for m in scan(_QUANTITY):
@@ -973,8 +988,10 @@ def _findings(
     known: dict[int, Term] = {x.first: x for x in r.terms if x.category in ("findings", "tests")}
     states, scopes = assertion.states(t, {x.last - 1 for x in known.values()})
 
+    allergic = span_mask(len(r.norm), allergy_spans)
+
     def in_allergy(pos: int) -> bool:
-        return any(s <= pos < e for s, e in allergy_spans)
+        return allergic[pos] == 1
 
     seen: set[int] = set()
     for first, term in known.items():
