@@ -4,16 +4,18 @@ Each metric the route judges gets a statistic, a two-sided confidence interval a
 PASS when the whole interval is on the good side of the policy's limit, FAIL when the whole interval is on
 the bad side, MARGINAL when the interval straddles the limit, NO_DATA when there are no values (a metric the
 policy marks `required` FAILs instead once more than `max_missing_rate` of the answered pairs lack it).
-Rates (errors, fact mismatches, rerank top-1 agreement) use Wilson intervals; the p95 latency uses the exact
-order-statistic interval (valid with few pairs, where a bootstrap is not); means use a seeded percentile
-bootstrap, so the same samples always give the same verdict. Latency is also compared per request
-(candidate - primary) where both sides answered: median delta, its bootstrap interval and a rank-biserial
-effect size are in the latency reason.
+Rates (errors, rerank top-1 agreement) use Wilson intervals; the clinical rates (critical contradictions,
+major omissions) are judged against production's own rate where the noise floor is measured (Newcombe's
+interval for a difference of two rates, against a small margin), else against an absolute ceiling; the
+p95 latency uses the exact order-statistic interval (valid with few pairs, where a bootstrap is not); means
+use a seeded percentile bootstrap, so the same samples always give the same verdict. Latency is also
+compared per request (candidate - primary) where both sides answered: median delta, its bootstrap interval
+and a rank-biserial effect size are in the latency reason.
 
 Verdict: fewer than `min_pairs` pairs -> INSUFFICIENT_DATA; any FAIL -> NO_GO (a critical metric's failure is
-named first, Kayenta-style: it cannot be outweighed); any MARGINAL -> HOLD, a person decides; too many
-unscored pairs -> HOLD; otherwise GO. Every verdict lists its reasons in plain words and the keys of the
-worst pairs per metric.
+named first, Kayenta-style: it cannot be outweighed); any MARGINAL -> HOLD, a person decides; a critical
+metric that cannot be computed -> HOLD; too many unscored pairs -> HOLD; otherwise GO. Every verdict
+lists its reasons in plain words and the keys of the worst pairs per metric.
 
 Repeated looks. The gate is run again and again while traffic accumulates, and each run is another chance of
 a wrong GO. The k-th look at a tenant x route under one policy version (k = samples.looks + 1) therefore uses
@@ -39,10 +41,17 @@ from gate.samples import Samples
 Status = Literal["PASS", "FAIL", "MARGINAL", "NO_DATA"]
 VerdictStatus = Literal["GO", "HOLD", "NO_GO", "INSUFFICIENT_DATA"]
 
-_TEXT = ("error_rate", "candidate_p95_ms", "semantic_similarity", "rouge_l_f1", "fact_mismatch_rate")
+_TEXT = (
+    "error_rate",
+    "candidate_p95_ms",
+    "semantic_similarity",
+    "rouge_l_f1",
+    "fact_mismatch_rate",
+    "omission_rate",
+)
 # What each route judges; a route not listed judges what "other" does.
 ROUTE_METRICS: dict[str, tuple[str, ...]] = {
-    "audio": ("error_rate", "candidate_p95_ms", "wer", "cer", "fact_mismatch_rate"),
+    "audio": ("error_rate", "candidate_p95_ms", "wer", "cer", "fact_mismatch_rate", "omission_rate"),
     "chat": _TEXT,
     "reason": _TEXT,
     "vision": _TEXT,
@@ -329,6 +338,91 @@ def _rate_metric(
     return r, hits[:_WORST_MISMATCHES]
 
 
+def _contradicts(metrics: dict[str, list[float | None]], i: int) -> bool | None:
+    """A critical contradiction in pair i (clinical_ok 0); None when the pair has no clinical score."""
+    ok = metrics.get("clinical_ok", [])
+    value = ok[i] if i < len(ok) else None
+    return None if value is None or not math.isfinite(value) else value == 0.0
+
+
+def _omits(metrics: dict[str, list[float | None]], i: int) -> bool | None:
+    """A major omission in pair i (a prescribed drug or an allergy left out); None when unscored."""
+    if _contradicts(metrics, i) is None:
+        return None
+    omitted = metrics.get("clinical_omissions", [])
+    value = omitted[i] if i < len(omitted) else None
+    return bool(value) if value is not None and math.isfinite(value) else False
+
+
+def _clinical_rate(
+    c: _Ctx,
+    name: str,
+    label: str,
+    bad: Callable[[dict[str, list[float | None]], int], bool | None],
+    ceiling: float,
+    margin: float,
+) -> tuple[MetricResult, list[str]]:
+    """The share of pairs with a clinical failure, judged against production's own share where the noise
+    floor (primary vs secondary on the same requests) is measured, else against an absolute ceiling. A
+    critical metric that cannot be computed on more than `critical_missing_max` of the answered pairs
+    (tool calls only, empty or unreadable answers) is NO_DATA, which never lets the verdict be GO."""
+    hits: list[str] = []
+    n = missing = total = 0
+    for i, (key, ok) in enumerate(zip(c.s.keys, c.answered, strict=True)):
+        if not ok:
+            continue
+        total += 1
+        flag = bad(c.s.metrics, i)
+        if flag is None:
+            missing += 1
+            continue
+        n += 1
+        if flag:
+            hits.append(key)
+    crit = name in c.p.critical
+    allowed = c.p.critical_missing_max if crit else c.p.max_missing_rate
+    if total and (n == 0 or missing / total > allowed):
+        reason = (
+            f"{label} cannot be judged: {missing} of {total} answered pairs have no clinical score "
+            f"({_pct(missing / total)}; tool calls only, empty or unreadable answers), more than the "
+            f"{_pct(allowed)} allowed{' for a critical metric: a person decides' if crit else ''}."
+        )
+        r = MetricResult(name, "NO_DATA", "missing", missing / total, None, None, ceiling, n, crit, reason)
+        return r, hits[:_WORST_MISMATCHES]
+    if n == 0:
+        return _no_data(c, name, ceiling, label, 0, 0, 0), []
+    k = len(hits)
+    noise_flags = [f for f in (bad(c.s.noise, i) for i in range(_noise_len(c.s.noise))) if f is not None]
+    skipped = f"; {missing} pair(s) without a clinical score not counted" if missing else ""
+    if len(noise_flags) >= c.p.min_noise_pairs:
+        kn, nn = sum(noise_flags), len(noise_flags)
+        lo, hi = stats.rate_difference(k, n, kn, nn, c.alpha)
+        diff = k / n - kn / nn
+        status = _status(lo, hi, margin, higher_is_better=False)
+        verdict = {"PASS": "within", "FAIL": "more than", "MARGINAL": "too close to call against"}[status]
+        reason = (
+            f"{label} in {_pct(k / n)} of pairs (n={n}) against production's own {_pct(kn / nn)} "
+            f"(primary vs secondary, n={nn}): {_pp(diff)} more ({c.ci} {_pp(lo)} to {_pp(hi)}), "
+            f"{verdict} the {_pp(margin)} allowed{skipped}."
+        )
+        r = MetricResult(name, status, "rate minus noise floor", diff, lo, hi, margin, n, crit, reason)
+    else:
+        r = _result(
+            c, name, "rate", label, _pct, k / n, stats.wilson(k, n, c.alpha), ceiling, n, False, extra=skipped
+        )
+    if hits:
+        r = replace(r, reason=r.reason[:-1] + f"; {k} pair(s) flagged.")
+    return r, hits[:_WORST_MISMATCHES]
+
+
+def _noise_len(noise: dict[str, list[float | None]]) -> int:
+    return max((len(v) for v in noise.values()), default=0)
+
+
+def _pp(v: float) -> str:
+    return f"{100 * v:+.1f} pp" if math.isfinite(v) else "unbounded"
+
+
 def _judge_metric(c: _Ctx, name: str) -> tuple[MetricResult, list[str]]:
     p = c.p
     match name:
@@ -347,8 +441,13 @@ def _judge_metric(c: _Ctx, name: str) -> tuple[MetricResult, list[str]]:
         case "cer":
             return _mean_metric(c, name, "Mean character error rate vs the primary", p.cer_max, False)
         case "fact_mismatch_rate":
-            label = "Clinical fact mismatch rate"
-            return _rate_metric(c, name, "clinical_ok", 0.0, label, p.fact_mismatch_rate_max, False)
+            label = "Critical clinical-fact contradictions"
+            return _clinical_rate(
+                c, name, label, _contradicts, p.fact_mismatch_rate_max, p.fact_margin_vs_noise
+            )
+        case "omission_rate":
+            label = "Major clinical-fact omissions"
+            return _clinical_rate(c, name, label, _omits, p.omission_rate_max, p.omission_margin_vs_noise)
         case "embed_rank_correlation":
             label = "Mean embedding rank correlation"
             return _mean_metric(c, name, label, p.embed_rank_correlation_min, higher_is_better=True)
@@ -397,6 +496,12 @@ def judge(samples: Samples, policy: RoutePolicy) -> Verdict:
             m.name for m in by_status["MARGINAL"]
         )
         head += " from its limit."
+    elif any(m.critical for m in by_status["NO_DATA"]):
+        status = "HOLD"
+        head = "A person decides: the critical metric " + ", ".join(
+            m.name for m in by_status["NO_DATA"] if m.critical
+        )
+        head += " could not be computed, and without it there is no GO."
     elif not by_status["PASS"]:
         status = "HOLD"
         head = "Nothing could be judged for this route; a person decides."

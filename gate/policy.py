@@ -21,6 +21,7 @@ GATE_METRICS: tuple[str, ...] = (
     "wer",
     "cer",
     "fact_mismatch_rate",
+    "omission_rate",
     "embed_rank_correlation",
     "rerank_top1_match",
 )
@@ -51,7 +52,11 @@ class RoutePolicy(BaseModel):
     rouge_l_min: float = Field(0.2, ge=0, le=1)
     wer_max: float = Field(0.15, ge=0)
     cer_max: float = Field(0.10, ge=0)
-    fact_mismatch_rate_max: float = Field(0.02, ge=0, le=1)
+    fact_mismatch_rate_max: float = Field(0.005, ge=0, le=1)
+    fact_margin_vs_noise: float = Field(0.005, ge=0, le=1)
+    omission_rate_max: float = Field(0.02, ge=0, le=1)
+    omission_margin_vs_noise: float = Field(0.01, ge=0, le=1)
+    critical_missing_max: float = Field(0.02, ge=0, le=1)
     embed_rank_correlation_min: float = Field(0.9, ge=-1, le=1)
     rerank_top1_match_min: float = Field(0.8, ge=0, le=1)
     critical: list[str] = Field(default_factory=lambda: ["fact_mismatch_rate"])

@@ -61,6 +61,9 @@ TEST_POLICY = """
 min_pairs = 20
 error_rate_max = 0.3
 fact_mismatch_rate_max = 0.3
+fact_margin_vs_noise = 0.3
+omission_rate_max = 0.3
+omission_margin_vs_noise = 0.3
 candidate_p95_ms_max = 2000
 """
 

@@ -66,7 +66,7 @@ def pairs(tenant: str, n: int, *, mismatch_every: int = 0, seed: int = 0) -> lis
 
 @pytest.fixture
 def filled(store_engine: Engine) -> Engine:
-    save_scored(store_engine, pairs("klinik-good", 400, seed=1))
+    save_scored(store_engine, pairs("klinik-good", 1200, seed=1))
     save_scored(store_engine, pairs("klinik-dose", 400, mismatch_every=10, seed=2))
     save_scored(store_engine, pairs("klinik-few", 10, seed=3))
     return store_engine
@@ -165,7 +165,7 @@ def test_policy_changes_and_decisions_are_on_record(filled: Engine, tmp_path: Pa
     assert len(entries(filled, action="policy_change")) == 1  # recorded once per policy version
 
     stricter = tmp_path / "strict.toml"
-    stricter.write_text("[tenants.klinik-good]\nfact_mismatch_rate_max = 0.01\n")
+    stricter.write_text("[tenants.klinik-good]\nfact_mismatch_rate_max = 0.002\n")
     strict = load_policy(stricter)
     verdicts = {v["tenant"]: v for v in evaluate(filled, strict).verdicts}
     changes = entries(filled, action="policy_change")

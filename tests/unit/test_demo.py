@@ -61,7 +61,14 @@ def test_planted_clinics_are_the_simulated_ones() -> None:
 def test_the_demo_policy_differs_from_the_default_only_where_it_says() -> None:
     demo, _ = load_demo_policy()
     default = load_policy(None)
-    changed = {"alpha": 0.10, "min_pairs": 20, "fact_mismatch_rate_max": 0.05}
+    changed = {
+        "alpha": 0.10,
+        "min_pairs": 20,
+        "fact_mismatch_rate_max": 0.05,
+        "fact_margin_vs_noise": 0.05,
+        "omission_rate_max": 0.05,
+        "omission_margin_vs_noise": 0.05,
+    }
     for route in ("audio", "chat", "reason", "vision", "embed", "rerank", "other"):
         d, p = demo.for_("t", route).model_dump(), default.for_("t", route).model_dump()
         assert {k: v for k, v in d.items() if p[k] != v} == changed

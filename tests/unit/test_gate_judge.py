@@ -11,7 +11,8 @@ from gate.judge import MetricResult, Verdict, judge
 from gate.policy import RoutePolicy
 from gate.samples import Samples
 
-POLICY = RoutePolicy()  # chat limits: p95 <= 2 s, errors <= 5 %, similarity >= 0.85, facts <= 2 %
+POLICY = RoutePolicy()  # chat limits: p95 <= 2 s, errors <= 5 %, similarity >= 0.85, facts <= 0.5 %
+CLEAN = 1200  # a clean candidate's pairs: enough for the 0.5 % critical-contradiction ceiling at look 1
 
 
 def make(
@@ -63,7 +64,7 @@ def test_a_few_pairs_are_insufficient() -> None:
 
 
 def test_identical_answers_go() -> None:
-    v = judge(make(600), POLICY)
+    v = judge(make(CLEAN), POLICY)
     assert v.status == "GO", v.reasons
     assert {m.name for m in v.metrics} == {
         "error_rate",
@@ -71,6 +72,7 @@ def test_identical_answers_go() -> None:
         "semantic_similarity",
         "rouge_l_f1",
         "fact_mismatch_rate",
+        "omission_rate",
     }
     assert v.look == 1
     assert v.alpha_used == stats.spent_alpha(0.05, 1)
@@ -81,9 +83,9 @@ def test_identical_answers_go() -> None:
 
 
 def test_one_huge_outlier_does_not_sink_a_fast_candidate() -> None:
-    ms: list[float | None] = [float(x) for x in np.random.default_rng(0).uniform(300, 900, 600)]
+    ms: list[float | None] = [float(x) for x in np.random.default_rng(0).uniform(300, 900, CLEAN)]
     ms[17] = 9_500.0  # one very slow answer, still inside the 10 s timeout
-    v = judge(make(600, cand_ms=ms), POLICY)
+    v = judge(make(CLEAN, cand_ms=ms), POLICY)
     assert v.status == "GO", v.reasons
     assert v.worst["candidate_p95_ms"][0] == "1700000000000-17"
 
@@ -92,17 +94,17 @@ def test_critical_fact_mismatch_is_no_go_and_names_the_pairs() -> None:
     ok: list[float | None] = [1.0] * 600
     bad = [3, 50, 51, 200, 333, 410, 599, 12, 77, 90, 120, 150, 180, 250, 260, 270, 280, 290, 300, 310]
     for i in bad:
-        ok[i] = 0.0  # 20 of 600 (3.3 %) against a 2 % ceiling
+        ok[i] = 0.0  # 20 of 600 (3.3 %) against a 0.5 % ceiling
     v = judge(make(600, metrics={"clinical_ok": ok}), POLICY)
     assert v.status == "NO_GO"
     facts = by_name(v, "fact_mismatch_rate")
     assert facts.status == "FAIL"
     assert facts.critical
     assert "fact_mismatch_rate (critical)" in v.reasons[0]
-    assert v.reasons[1].startswith("Critical: Clinical fact mismatch rate 3.3 %")
-    assert "20 pair(s) disagree on facts" in v.reasons[1]
+    assert v.reasons[1].startswith("Critical: Critical clinical-fact contradictions 3.3 %")
+    assert "20 pair(s) flagged" in v.reasons[1]
     assert sorted(v.worst["fact_mismatch_rate"]) == sorted(f"1700000000000-{i}" for i in bad)
-    assert all(m.status == "PASS" for m in v.metrics if m.name != "fact_mismatch_rate")
+    assert all(m.status == "PASS" for m in v.metrics if m.name not in ("fact_mismatch_rate", "omission_rate"))
 
 
 def test_latency_near_the_target_is_marginal() -> None:
@@ -157,7 +159,7 @@ def test_required_metric_missing_fails_and_optional_is_skipped() -> None:
 
 
 def test_many_unscored_pairs_hold_a_go() -> None:
-    v = judge(make(400, unscored=300), POLICY)
+    v = judge(make(CLEAN, unscored=900), POLICY)
     assert v.status == "HOLD"
     assert "unscored" in v.reasons[0]
 
@@ -190,3 +192,82 @@ def test_repeated_looks_do_not_inflate_wrong_gos() -> None:
     assert spent_wrong / reps <= alpha + 0.02  # Monte-Carlo slack: the standard error is ~0.015
     assert naive_wrong / reps > alpha + 0.02
     assert naive_wrong > 2 * spent_wrong
+
+
+# --- clinical facts: severity-aware, against production's own noise, never GO without them ---------------
+
+
+def flags(n: int, every: int) -> list[float | None]:
+    """clinical_ok for n pairs, one critical contradiction in every `every` pairs (0: none)."""
+    return [0.0 if every and i % every == every - 1 else 1.0 for i in range(n)]
+
+
+def test_a_candidate_that_changes_one_dose_in_a_hundred_never_goes() -> None:
+    for n in (1000, 2000, 5000):
+        v = judge(make(n, metrics={"clinical_ok": flags(n, 100)}), POLICY)
+        assert v.status != "GO", (n, v.reasons)
+    v = judge(make(2000, metrics={"clinical_ok": flags(2000, 100)}), POLICY)
+    assert v.status == "NO_GO"
+    assert by_name(v, "fact_mismatch_rate").status == "FAIL"
+
+
+def test_critical_contradictions_are_judged_against_production_s_own_rate() -> None:
+    # Production contradicts itself on 1 % of requests; a candidate at the same rate is no worse.
+    same = judge(
+        make(4000, metrics={"clinical_ok": flags(4000, 100)}), POLICY.model_copy(update={"alpha": 0.2})
+    )
+    assert by_name(same, "fact_mismatch_rate").status == "FAIL"  # no noise floor: the 0.5 % ceiling
+    with_noise = judge(
+        make(4000, metrics={"clinical_ok": flags(4000, 100)}, noise={"clinical_ok": flags(4000, 100)}), POLICY
+    )
+    facts = by_name(with_noise, "fact_mismatch_rate")
+    assert facts.status == "PASS", facts.reason
+    assert facts.statistic == "rate minus noise floor"
+    assert "against production's own 1.0 %" in facts.reason
+    # Three times production's rate is NO-GO whatever the sample.
+    worse = judge(
+        make(4000, metrics={"clinical_ok": flags(4000, 33)}, noise={"clinical_ok": flags(4000, 100)}), POLICY
+    )
+    assert worse.status == "NO_GO"
+    assert by_name(worse, "fact_mismatch_rate").status == "FAIL"
+
+
+def test_a_critical_metric_that_cannot_be_computed_never_yields_go() -> None:
+    # Answers made only of tool calls the scorer could not read: no clinical score at all.
+    none = judge(make(CLEAN, metrics={"clinical_ok": [None] * CLEAN}), POLICY)
+    assert none.status == "HOLD"
+    assert "could not be computed" in none.reasons[0]
+    facts = by_name(none, "fact_mismatch_rate")
+    assert facts.status == "NO_DATA"
+    assert f"{CLEAN} of {CLEAN} answered pairs have no clinical score" in facts.reason
+    # Above the small share allowed (2 %), the same.
+    some: list[float | None] = [1.0] * CLEAN
+    for i in range(0, CLEAN, 20):
+        some[i] = None  # 5 %
+    assert judge(make(CLEAN, metrics={"clinical_ok": some}), POLICY).status == "HOLD"
+    # Below it, the scored pairs are judged and the rest named in the reason.
+    few: list[float | None] = [1.0] * CLEAN
+    few[7] = None
+    v = judge(make(CLEAN, metrics={"clinical_ok": few}), POLICY)
+    assert v.status == "GO", v.reasons
+    assert "1 pair(s) without a clinical score not counted" in by_name(v, "fact_mismatch_rate").reason
+
+
+def test_omissions_are_judged_apart_with_their_own_limit() -> None:
+    omissions: list[float | None] = [1.0 if i % 10 == 0 else 0.0 for i in range(CLEAN)]  # 10 %
+    v = judge(make(CLEAN, metrics={"clinical_omissions": omissions}), POLICY)
+    assert v.status == "NO_GO"
+    assert by_name(v, "omission_rate").status == "FAIL"
+    assert not by_name(v, "omission_rate").critical
+    assert by_name(v, "fact_mismatch_rate").status == "PASS"  # leaving out is not changing
+
+
+def test_the_rate_difference_interval_covers_at_its_level() -> None:
+    """Newcombe's interval for p1 - p2, checked by simulation at rates near 0 where it matters."""
+    rng = np.random.default_rng(7)
+    alpha, covered, reps = 0.05, 0, 2000
+    for _ in range(reps):
+        k1, k2 = int(rng.binomial(2000, 0.012)), int(rng.binomial(1500, 0.004))
+        lo, hi = stats.rate_difference(k1, 2000, k2, 1500, alpha)
+        covered += lo <= 0.008 <= hi
+    assert covered / reps >= 1 - alpha - 0.015
