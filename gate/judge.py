@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from gate import stats
+from gate import distance, stats
 from gate.policy import RoutePolicy
 from gate.samples import Samples
 
@@ -423,7 +423,33 @@ def _pp(v: float) -> str:
     return f"{100 * v:+.1f} pp" if math.isfinite(v) else "unbounded"
 
 
+def _with_distance(c: _Ctx, r: MetricResult) -> MetricResult:
+    """A marginal metric's reason says about how many more pairs would decide it, and an unbounded p95
+    why it is unbounded."""
+    if r.status != "MARGINAL" or r.value is None or r.ci_low is None or r.ci_high is None:
+        return r
+    extra = ""
+    if r.statistic == "p95" and not math.isfinite(r.ci_high):
+        least = distance.pairs_to_bound_quantile(0.95, c.alpha)
+        extra = (
+            f" {r.n} pairs cannot bound a 95th percentile from above at this confidence: that takes at "
+            f"least {least} (the slowest of {least} answers is the first upper bound the data supports)."
+        )
+    elif r.statistic == "rate":
+        needed = distance.pairs_to_decide_rate(r.value, r.n, r.limit, c.alpha)
+        extra = distance.sentence(r.n, needed)
+    else:
+        needed = distance.pairs_by_width(r.n, r.value, r.ci_low, r.ci_high, r.limit)
+        extra = distance.sentence(r.n, needed)
+    return replace(r, reason=r.reason + extra)
+
+
 def _judge_metric(c: _Ctx, name: str) -> tuple[MetricResult, list[str]]:
+    result, keys = _judge_one(c, name)
+    return _with_distance(c, result), keys
+
+
+def _judge_one(c: _Ctx, name: str) -> tuple[MetricResult, list[str]]:
     p = c.p
     match name:
         case "error_rate":

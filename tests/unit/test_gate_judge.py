@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 
-from gate import stats
+from gate import distance, stats
 from gate.judge import MetricResult, Verdict, judge
 from gate.policy import RoutePolicy
 from gate.samples import Samples
@@ -271,3 +272,38 @@ def test_the_rate_difference_interval_covers_at_its_level() -> None:
         lo, hi = stats.rate_difference(k1, 2000, k2, 1500, alpha)
         covered += lo <= 0.008 <= hi
     assert covered / reps >= 1 - alpha - 0.015
+
+
+# --- how far a marginal metric is from a decision --------------------------------------------------------
+
+
+def test_an_unbounded_p95_says_why() -> None:
+    v = judge(make(80, metrics={"clinical_ok": [1.0] * 80}), POLICY.model_copy(update={"min_pairs": 30}))
+    lat = by_name(v, "candidate_p95_ms")
+    assert lat.status == "MARGINAL"
+    least = distance.pairs_to_bound_quantile(0.95, v.alpha_used)
+    assert least > 80
+    assert (
+        f"80 pairs cannot bound a 95th percentile from above at this confidence: that takes at least {least}"
+        in (lat.reason)
+    )
+    # And it is true: with that many pairs the bound exists.
+    assert math.isfinite(stats.quantile_ci(list(range(least)), 0.95, v.alpha_used)[1])
+    assert not math.isfinite(stats.quantile_ci(list(range(least - 1)), 0.95, v.alpha_used)[1])
+
+
+def test_a_marginal_rate_says_how_many_more_pairs_would_decide_it() -> None:
+    n = 600
+    v = judge(make(n), POLICY)  # 600 clean pairs against the 0.5 % ceiling
+    facts = by_name(v, "fact_mismatch_rate")
+    assert facts.status == "MARGINAL"
+    needed = distance.pairs_to_decide_rate(0.0, n, 0.005, v.alpha_used)
+    assert needed is not None
+    assert f"about {needed - n:,} more pairs ({needed:,} in all) would decide it" in facts.reason
+    # The claim holds: with that many clean pairs the rate passes, with one fewer it is still marginal.
+    assert stats.wilson(0, needed, v.alpha_used)[1] < 0.005 <= stats.wilson(0, needed - 1, v.alpha_used)[1]
+
+
+def test_a_rate_on_its_limit_is_never_decided() -> None:
+    assert distance.pairs_to_decide_rate(0.05, 400, 0.05, 0.05) is None
+    assert "no realistic number of pairs" in distance.sentence(400, None)
