@@ -371,7 +371,10 @@ _MEASURE_LINK = words(
     "latest repeat hari ini semasa terkini"
 )
 _BP_VALUE = re.compile(r"\s*(?P<a>\d{2,3})\s*(?:/|over|per|\\)\s*(?P<b>\d{2,3})(?![\d/])")
-_MEASURE_VALUE = re.compile(rf"\s*(?P<v>{NUM})(?:\s*/\s*(?P<of>10|15)\b)?(?![\d]|/\d)")
+# A reading, not "glucose four times daily" (how often it is measured).
+_MEASURE_VALUE = re.compile(
+    rf"\s*(?P<v>{NUM})(?:\s*/\s*(?P<of>10|15)\b)?(?![\d]|/\d)(?!\s*(?:x|times|kali|×|hourly)\b)"
+)
 # A second reading of the same measure after a comma: "BP 150/95 (L arm), 148/92 (R arm)".
 _BP_AGAIN = re.compile(
     r"\s*(?:\([^()\n]{0,30}\))?\s*(?:,|and|dan|;)\s*(?P<a>\d{2,3})\s*/\s*(?P<b>\d{2,3})(?![\d/])"
@@ -1051,12 +1054,35 @@ _OTHER_BODY, _OTHER_OF = _lookup(_OTHER_UNITS)
 _OTHER = re.compile(rf"(?<![\w.,/])(?P<v>{RANGE}|\d+/\d+)\s*(?P<u>{_OTHER_BODY})(?![a-z])")
 
 
+# "daily weight", "setiap hari": said of anything, not only of a medicine.
+_LOOSE_DAILY = frozenset(("daily", "every day", "each day", "setiap hari", "tiap hari"))
+
+
 def _leftover_quantities(r: _Reader) -> None:
     """Durations no drug owns ("sijil cuti sakit selama 2 hari", "backslab for 3 weeks"), doses no drug
     name stands before, and other numbers with a unit, aligned by their unit."""
     for m in r.durations:
         if r.free(m.start(), m.end()):
             r.add("quantity", "duration", "duration", interval_days(m), "day", m.start(), m.end())
+            r.claim(m.start(), m.end())
+    # Instructions for a medicine left unnamed ("ambil ubat ini selepas makan", "take 2 tablets three
+    # times a day"): how often, and before or after food. Times of day alone are left out (history
+    # speaks of mornings too).
+    for m in _TIMES.finditer(r.norm):
+        if r.free(m.start(), m.end()):
+            r.add("quantity", "instruction", "frequency", _frequency_of(m), "", m.start(), m.end())
+            r.claim(m.start(), m.end())
+    for m in FREQUENCY.finditer(r.norm):
+        spelled = _squash(m[0])
+        value = _FREQUENCY_OF[spelled]
+        if value.endswith("/day") and spelled not in _LOOSE_DAILY and _instruction_at(r, m, spelled):
+            r.add("quantity", "instruction", "frequency", value, "", m.start(), m.end())
+            r.claim(m.start(), m.end())
+    for m in TIMING.finditer(r.norm):
+        spelled = _squash(m[0])
+        value = _TIMING_OF[spelled]
+        if value in ("before food", "after food") and _instruction_at(r, m, spelled):
+            r.add("quantity", "instruction", "timing", value, "", m.start(), m.end())
             r.claim(m.start(), m.end())
     for m in DOSE.finditer(r.norm):
         if r.free(m.start(), m.end()):
@@ -1068,3 +1094,7 @@ def _leftover_quantities(r: _Reader) -> None:
             unit = _OTHER_OF.get(_squash(m["u"]), m["u"])
             r.add("quantity", unit, "value", _scaled(m["v"], Fraction(1)), unit, m.start(), m.end())
             r.claim(m.start(), m.end())
+
+
+def _instruction_at(r: _Reader, m: re.Match[str], spelled: str) -> bool:
+    return (spelled not in _SHOUTED or _shouted(r, m)) and r.free(m.start(), m.end())

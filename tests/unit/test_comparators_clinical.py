@@ -194,6 +194,15 @@ def test_a_transcript_with_numbers_in_words() -> None:
     )
 
 
+def test_instructions_for_an_unnamed_medicine_are_compared() -> None:
+    assert serious("Ambil ubat ini selepas makan.", "Ambil ubat ini sebelum makan.") == {
+        ("contradiction", "timing", "major")
+    }
+    assert ("contradiction", "value", "major") in serious("Ubat batuk 10ml TDS.", "Ubat batuk 5ml TDS.")
+    # how often a value is measured is no reading of it
+    assert facts("Check capillary glucose four times daily.", "measure") == []
+
+
 # --- allergies -------------------------------------------------------------------------------
 
 
