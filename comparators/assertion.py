@@ -215,8 +215,11 @@ def states(t: Tokens, term_ends: set[int] | None = None) -> tuple[list[State], l
 
 
 def _forward_scope(t: Tokens, first: int, kind: State) -> int:
-    """The token after a forward cue's scope that starts at `first`."""
+    """The token after a forward cue's scope that starts at `first` (past a ":" or "-" right after the
+    cue, as in "FHx: HPT")."""
     n = len(t.words)
+    if first < n and t.words[first] in (":", "-") and first + 1 < n and not t.breaks[first + 1]:
+        first += 1
     j, item, total, listed = first, 0, 0, False
     while j < n and total < _LIST:
         w = t.words[j]

@@ -224,8 +224,7 @@ _TIMINGS = {
     "before food": "ac,a.c.,before food,before meals,before meal,before eating,before breakfast,"
     "before each meal,sebelum makan,sebelum sarapan,on an empty stomach,perut kosong,semasa perut kosong",
     "after food": "pc,p.c.,after food,after meals,after meal,after eating,after breakfast,after each meal,"
-    "selepas makan,lepas makan,sesudah makan,selepas sarapan,with food,with meals,bersama makanan,"
-    "semasa makan,with meal",
+    "selepas makan,lepas makan,sesudah makan,selepas sarapan",
     "morning": "om,o.m.,mane,in the morning,every morning,each morning,morning,pagi,waktu pagi,setiap pagi,"
     "pada waktu pagi",
     "night": "on,o.n.,nocte,at night,every night,each night,at bedtime,bedtime,before bed,before sleep,"
@@ -579,6 +578,9 @@ class _Mention:
     stopped: bool = False
 
 
+_JUST_BEFORE = re.compile(r"[\s:(\-,]*$")
+
+
 def _medications(r: _Reader, allergy_spans: list[tuple[int, int]]) -> None:
     norm = r.norm
     starts, ends = r.tokens.starts, r.tokens.ends
@@ -612,6 +614,13 @@ def _medications(r: _Reader, allergy_spans: list[tuple[int, int]]) -> None:
             continue
         mentions.append(_Mention(name, m.start("name"), m.end("name")))
     mentions.sort(key=lambda x: x.start)
+    # "Insulin: Actrapid", "insulin (Mixtard)": a class named right before its kind is that one medicine.
+    mentions = [
+        x
+        for x, after in zip(mentions, [*mentions[1:], None][: len(mentions)], strict=True)
+        if after is None
+        or not (x.key != after.key and x.key in after.key and _JUST_BEFORE.match(norm, x.end, after.start))
+    ]
     if not mentions:
         return
     mention_starts = [x.start for x in mentions]
@@ -955,7 +964,7 @@ def _laterality(r: _Reader) -> None:
         else:
             j = order[0][0]
             word = words[j] if 0 <= j < n else ""
-            if word.isalpha() and len(word) > 2 and word not in _NOT_SITES and word not in _SIDES:
+            if word.isalpha() and len(word) > 1 and word not in _NOT_SITES and word not in _SIDES:
                 key = word[:-1] if len(word) > 4 and word.endswith("s") else word
                 first, last = min(i, j), max(i, j) + 1
             elif (i > 0 and words[i - 1] in ("the", "on", "sebelah", "belah", "bahagian")) or (
