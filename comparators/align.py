@@ -147,6 +147,10 @@ def _doses(entity: str, p: list[Fact], o: list[Fact]) -> list[Difference]:
                 d = _contrast("dose", "critical", entity, pu, ou)
                 if d is not None:
                     out.append(d)
+        elif "/" in unit:  # per kg, per day: compared as written
+            d = _contrast("dose", "critical", entity, pu, ou)
+            if d is not None:
+                out.append(d)
     for unit in sorted({f.unit for f in p} & {f.unit for f in o}):
         if unit not in _MASS_UNITS and "/" not in unit and not agreed:
             d = _contrast(

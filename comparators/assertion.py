@@ -30,6 +30,7 @@ def _phrases(*groups: str) -> tuple[tuple[str, ...], ...]:
 _FORWARD: dict[State, tuple[tuple[str, ...], ...]] = {
     "absent": _phrases(
         "no,not,denies,denied,deny,denying,without,never,negative for,absence of,absent,free of,"
+        "tiada sejarah,tidak ada sejarah,tiada sebarang sejarah,tak ada sejarah,tidak pernah,tak pernah,"
         "no evidence of,no signs of,no sign of,no history of,no hx of,no complaints of,no c/o,"
         "don't,doesn't,didn't,isn't,wasn't,hasn't,haven't,hadn't,do not,does not,did not,is not,"
         "was not,has not,have not,had not,neither,nor,nil,non,resolved,"

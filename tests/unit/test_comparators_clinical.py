@@ -339,6 +339,63 @@ def test_follow_up_intervals() -> None:
     assert serious("Review in 1 week.", "Review in 1 month.") == {("contradiction", "followup", "major")}
 
 
+# --- notes and answers as they are written -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("primary", "other"),
+    [
+        (
+            "Pesakit mengadu sakit kepala sejak 2 hari. Tiada muntah. "
+            "Beri Panadol 1g 4 kali sehari bila perlu.",
+            "Sakit kepala x 2/7, muntah (-). Plan: PCM 1 g QID PRN.",
+        ),
+        (
+            "Tekanan darah 150/95. Mula Amlodipine 5mg sekali sehari.",
+            "BP 150/95 mmHg. Start amlodipine 5 mg OD.",
+        ),
+        (
+            "the patient is a fifty two year old man with chest pain no shortness of breath",
+            "52M, chest pain, no SOB.",
+        ),
+        ("Mother has hypertension. No family history of diabetes.", "FHx: mother HPT; no DM in family."),
+        ("Insulin: Actrapid 8 units before each meal.", "Actrapid 8 u before meals."),
+        ("Dia tiada sejarah penyakit jantung atau strok.", "No history of heart disease or stroke."),
+        (
+            "okay so um blood pressure is one thirty two over eighty four pulse seventy eight",
+            "BP 132/84, pulse 78.",
+        ),
+        (
+            "You can take paracetamol 500mg, 1-2 tablets every 4-6 hours as needed, "
+            "but do not exceed 8 tablets.",
+            "Paracetamol 500 mg: take 1 to 2 tablets every 4 to 6 hours when needed; no more than 8 tablets.",
+        ),
+        ("Ear exam: right TM bulging, left TM normal.", "Right tympanic membrane bulging; left normal."),
+    ],
+)
+def test_paraphrases_as_clinicians_and_models_write_them(primary: str, other: str) -> None:
+    assert serious(primary, other) == set()
+
+
+@pytest.mark.parametrize(
+    ("primary", "other", "slot"),
+    [
+        ("Tiada sejarah strok.", "Ada sejarah strok.", "assertion"),
+        ("Give oral prednisolone 1 mg/kg once daily.", "Give oral prednisolone 2 mg/kg once daily.", "dose"),
+        ("Ear exam: right TM bulging.", "Ear exam: left TM bulging.", "side"),
+        ("Continue warfarin; INR 2.6.", "Stop warfarin; INR 2.6.", "status"),
+        ("Pesakit tiada alahan ubat.", "Pesakit alah kepada aspirin.", "allergy"),
+        (
+            "okay so blood pressure is one thirty two over eighty four",
+            "BP 132/84, pulse 87. BP 123/84",
+            "value",
+        ),
+    ],
+)
+def test_changes_as_clinicians_and_models_write_them(primary: str, other: str, slot: str) -> None:
+    assert ("contradiction", slot, CRITICAL) in serious(primary, other)
+
+
 # --- the scorer ----------------------------------------------------------------------------------
 
 
