@@ -142,6 +142,16 @@ def speed(pairs: list[dict[str, Any]], seconds: float = 1.5) -> dict[str, float]
     }
 
 
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{x:.1%}"
 
@@ -203,18 +213,18 @@ def main() -> int:
         "command": "python bench/clinical_accuracy.py " + " ".join(sys.argv[1:]),
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "pairs": len(pairs),
-        "machine": f"{platform.processor() or platform.machine()}, Python {platform.python_version()}",
+        "machine": f"{_cpu()}, Python {platform.python_version()}",
     }
     if not args.no_speed:
         meta["speed"] = speed(pairs)
-    report = markdown(by_category, by_lang, meta)
-    print(report)
     failures = [r for r in rows if r["flagged"] != (r["label"] == "different")]
+    report = markdown(by_category, by_lang, meta)
     if args.failures:
-        print(f"## Failing pairs ({len(failures)}; first {min(len(failures), args.failures)})\n")
+        report += f"\n## Failing pairs ({len(failures)}; first {min(len(failures), args.failures)})\n\n"
         for r in failures[: args.failures]:
             what = "missed" if r["label"] == "different" else "false alarm"
-            print(f"- {r['id']} ({what}): " + ("; ".join(r["differences"]) or "nothing reported"))
+            report += f"- {r['id']} ({what}): " + ("; ".join(r["differences"]) or "nothing reported") + "\n"
+    print(report)
     if not args.no_write:
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "clinical_accuracy.md").write_text(report + "\n", encoding="utf-8")
