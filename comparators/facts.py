@@ -1063,6 +1063,14 @@ _OTHER_BODY, _OTHER_OF = _lookup(_OTHER_UNITS)
 _OTHER = re.compile(rf"(?<![\w.,/])(?P<v>{RANGE}|\d+/\d+)\s*(?P<u>{_OTHER_BODY})(?![a-z])")
 
 
+# Routes said in words no other sense shares ("ditelan", "disapu", "intravenously"), for a medicine left
+# unnamed; abbreviations and dosage forms ("IM", "cream") count only beside a named drug.
+_PLAIN_ROUTE = re.compile(
+    r"\b(?:orally|by\s+mouth|ditelan|telan|melalui\s+mulut|intravenously|intravenous|intramuscularly|"
+    r"intramuscular|subcutaneously|subcutaneous|sublingually|disapu|sapukan|sapu|topically|"
+    r"rectally|per\s+rectum|melalui\s+dubur|ke\s+dalam\s+salur\s+darah|suntikan\s+ke\s+otot|"
+    r"bawah\s+kulit|bawah\s+lidah|inhaled|nebulised|nebulized)\b"
+)
 # "daily weight", "setiap hari": said of anything, not only of a medicine.
 _LOOSE_DAILY = frozenset(("daily", "every day", "each day", "setiap hari", "tiap hari"))
 
@@ -1092,6 +1100,10 @@ def _leftover_quantities(r: _Reader) -> None:
         value = _TIMING_OF[spelled]
         if value in ("before food", "after food") and _instruction_at(r, m, spelled):
             r.add("quantity", "instruction", "timing", value, "", m.start(), m.end())
+            r.claim(m.start(), m.end())
+    for m in _PLAIN_ROUTE.finditer(r.norm):
+        if r.free(m.start(), m.end()) and not _NOT_A_ROUTE.match(r.norm, m.end()):
+            r.add("quantity", "instruction", "route", _ROUTE_OF[_squash(m[0])], "", m.start(), m.end())
             r.claim(m.start(), m.end())
     for m in DOSE.finditer(r.norm):
         if r.free(m.start(), m.end()):

@@ -199,6 +199,9 @@ def test_instructions_for_an_unnamed_medicine_are_compared() -> None:
         ("contradiction", "timing", "major")
     }
     assert ("contradiction", "value", "major") in serious("Ubat batuk 10ml TDS.", "Ubat batuk 5ml TDS.")
+    assert serious("Ubat ini untuk disapu pada kulit.", "Ubat ini untuk ditelan.") == {
+        ("contradiction", "route", "major")
+    }
     # how often a value is measured is no reading of it
     assert facts("Check capillary glucose four times daily.", "measure") == []
 
