@@ -125,8 +125,17 @@ class Tokens:
 _SPACED_TOKEN = re.compile(rf"(\s*)({TOKEN.pattern})")
 
 
+def _queries(norm: str, start: int, end: int) -> bool:
+    """A "?" that marks a possible diagnosis: glued to it ("?PTB"), or opening a clause ("A: ? L leg DVT"),
+    not ending a question ("Any fever? No.")."""
+    if norm[end : end + 1].isalpha():
+        return True
+    before = norm[:start].rstrip()
+    return (not before or not before[-1].isalnum()) and norm[end : end + 2].strip()[:1].isalpha()
+
+
 def tokens(norm: str) -> Tokens:
-    """Word tokens of a normalized text. A "?" glued to the next word is a cue ("?pneumonia"); any
+    """Word tokens of a normalized text. A "?" before a diagnosis is a cue ("?pneumonia", "A: ? DVT"); any
     other "?" or "!" ends a sentence, as "." does."""
     words: list[str] = []
     starts: list[int] = []
@@ -134,7 +143,7 @@ def tokens(norm: str) -> Tokens:
     breaks: list[bool] = []
     for m in _SPACED_TOKEN.finditer(norm):
         word = m[2]
-        if word in ("?", "!") and not (word == "?" and norm[m.end() : m.end() + 1].isalpha()):
+        if word in ("?", "!") and not (word == "?" and _queries(norm, m.start(2), m.end())):
             word = "."
         elif "’" in word:
             word = word.replace("’", "'")

@@ -299,6 +299,8 @@ def test_possible_historical_and_family_findings() -> None:
     }
     assert serious("History of asthma.", "No asthma.") == {("contradiction", "assertion", CRITICAL)}
     assert serious("Kemungkinan denggi.", "Disyaki denggi.") == set()
+    assert serious("A: ? PTB.", "Disyaki PTB.") == set()  # "?" opening a clause is a query
+    assert serious("Any fever? No.", "No fever.") == set()  # a "?" that ends a question is not
 
 
 def test_test_results() -> None:
