@@ -125,6 +125,9 @@ class Tokens:
 _SPACED_TOKEN = re.compile(rf"(\s*)({TOKEN.pattern})")
 
 
+_ANSWERED = re.compile(r"\s*(?:no|nil|none|nope|tiada|tidak|tak|takde|yes|ya|ada)\b(?=\s*(?:[.!,;\n]|$))")
+
+
 def _queries(norm: str, start: int, end: int) -> bool:
     """A "?" that marks a possible diagnosis: glued to it ("?PTB"), or opening a clause ("A: ? L leg DVT"),
     not ending a question ("Any fever? No.")."""
@@ -143,7 +146,9 @@ def tokens(norm: str) -> Tokens:
     breaks: list[bool] = []
     for m in _SPACED_TOKEN.finditer(norm):
         word = m[2]
-        if word in ("?", "!") and not (word == "?" and _queries(norm, m.start(2), m.end())):
+        if word == "?" and _ANSWERED.match(norm, m.end()):
+            word = ":"  # "Any fever? No." reads as "fever: no"
+        elif word in ("?", "!") and not (word == "?" and _queries(norm, m.start(2), m.end())):
             word = "."
         elif "’" in word:
             word = word.replace("’", "'")
