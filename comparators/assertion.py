@@ -98,7 +98,7 @@ _PUNCT_STOPS = frozenset(".;:!()[]\n")
 _AFTER_BACKWARD = words(
     ", on by with in at for pada melalui dengan sejak since per after following today now"
 )
-_LINKS = frozenset((":", "-", "=", "is", "was", "are", "were", "adalah", "ialah", "was", "been"))
+_LINKS = words(": - = is was are were adalah ialah been being has have had telah sudah")
 _WINDOW = 6  # words a forward cue reaches without a list
 _CONDITION = 8  # words a condition ("if ...") reaches
 _REPEAT = re.compile(r"x\d+$")  # "AFB smear x2: negative"
@@ -213,9 +213,17 @@ def states(t: Tokens, term_ends: set[int] | None = None) -> tuple[list[State], l
         if not size:
             i += 1
             continue
-        back = _match(_BACKWARD_INDEX, t.words, i)[0]
-        if back > size and _clause_ends(t, i + back):  # "antibiotics not indicated": a backward cue
-            i += back
+        # "antibiotics not indicated", "meningism was not observed": a backward cue, for _backward.
+        back = next(
+            (
+                k + b
+                for k in range(i, i + size)
+                if (b := _match(_BACKWARD_INDEX, words, k)[0]) and k + b > i + size and _clause_ends(t, k + b)
+            ),
+            0,
+        )
+        if back:
+            i = back
             continue
         j = _forward_scope(t, i + size, kind)
         if j > i + size:  # a cue with nothing after it may be a backward one: "Cough: no."
