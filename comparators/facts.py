@@ -351,11 +351,11 @@ def extract(original: str) -> Facts:
         text, lex, toks, lex.terms(toks.words), bytearray(len(text.norm)), [], durations(text.norm)
     )
     _measures(reader)
-    allergy_spans = _allergies(reader)
+    allergic = span_mask(len(text.norm), _allergies(reader))  # where drug names are allergens
     _followups(reader)
-    _medications(reader, allergy_spans)
+    _medications(reader, allergic)
     _laterality(reader)
-    states, phrases = _findings(reader, allergy_spans)
+    states, phrases = _findings(reader, allergic)
     _leftover_quantities(reader)
     positions: dict[str, list[int]] = {}
     for i, w in enumerate(toks.words):
@@ -581,19 +581,14 @@ class _Mention:
 _JUST_BEFORE = re.compile(r"[\s:(\-,]*$")
 
 
-def _medications(r: _Reader, allergy_spans: list[tuple[int, int]]) -> None:
+def _medications(r: _Reader, allergic: bytearray) -> None:
     norm = r.norm
     starts, ends = r.tokens.starts, r.tokens.ends
-
-    allergic = span_mask(len(norm), allergy_spans)
-
-    def in_allergy(pos: int) -> bool:
-        return allergic[pos] == 1
 
     mentions = [
         _Mention(t.key, starts[t.first], ends[_name_end(r, t) - 1])
         for t in r.terms
-        if t.category == "drugs" and not in_allergy(starts[t.first])
+        if t.category == "drugs" and not allergic[starts[t.first]]
     ]
     known = r.lex.keys("drugs")
     other_terms = {(starts[t.first]) for t in r.terms}
@@ -607,7 +602,7 @@ def _medications(r: _Reader, allergy_spans: list[tuple[int, int]]) -> None:
             or name in _TIMING_OF
             or name in known
             or m.start() in other_terms
-            or in_allergy(m.start())
+            or allergic[m.start()]
             or named[m.start()] == 1
             or not r.free(m.start(), m.end())
         ):
@@ -994,20 +989,15 @@ _INHERENTLY = {
 
 
 def _findings(
-    r: _Reader, allergy_spans: list[tuple[int, int]]
+    r: _Reader, allergic: bytearray
 ) -> tuple[list[assertion.State], list[tuple[tuple[str, ...], assertion.State]]]:
     t = r.tokens
     known: dict[int, Term] = {x.first: x for x in r.terms if x.category in ("findings", "tests")}
     states, scopes = assertion.states(t, {x.last - 1 for x in known.values()})
 
-    allergic = span_mask(len(r.norm), allergy_spans)
-
-    def in_allergy(pos: int) -> bool:
-        return allergic[pos] == 1
-
     seen: set[int] = set()
     for first, term in known.items():
-        if in_allergy(t.starts[first]):
+        if allergic[t.starts[first]]:
             continue
         # A cue may reach only part of a term ("kahak AFB ... negatif" reaches "AFB").
         state = next((states[k] for k in range(term.first, term.last) if states[k] != "present"), "present")

@@ -35,7 +35,7 @@ class Lexicon:
     def keys(self, category: str) -> frozenset[str]:
         return self.by_category.get(category, frozenset())
 
-    def terms(self, words: list[str], categories: frozenset[str] | None = None) -> list[Term]:
+    def terms(self, words: list[str]) -> list[Term]:
         """Every lexicon term in `words`, longest first at each place, never overlapping."""
         found: list[Term] = []
         i = 0
@@ -46,13 +46,11 @@ class Lexicon:
             if entries:
                 for spelling, category, key in entries:
                     size = len(spelling)
-                    if (categories is None or category in categories) and (
-                        size == 1 or tuple(words[i : i + size]) == spelling
-                    ):
+                    if size == 1 or tuple(words[i : i + size]) == spelling:
                         found.append(Term(category, key, i, i + size))
                         matched = size
                         break
-            if not matched and (categories is None or "drugs" in categories):
+            if not matched:
                 combined = self._combination(words[i])
                 if combined is not None:
                     found.append(Term("drugs", combined, i, i + 1))
