@@ -46,7 +46,7 @@ class RoutePolicy(BaseModel):
     candidate_timeout_ms: float = Field(10_000, gt=0)
     error_rate_max: float = Field(0.05, ge=0, le=1)
     candidate_p95_ms_max: float = Field(2000, gt=0)
-    semantic_similarity_min: float = Field(0.85, ge=-1, le=1)
+    semantic_similarity_min: float = Field(0.55, ge=-1, le=1)
     semantic_margin_vs_noise: float = Field(0.03, ge=0)
     min_noise_pairs: int = Field(10, ge=1)
     rouge_l_min: float = Field(0.2, ge=0, le=1)
