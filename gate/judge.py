@@ -401,7 +401,7 @@ def _clinical_rate(
         status = _status(lo, hi, margin, higher_is_better=False)
         verdict = {"PASS": "within", "FAIL": "more than", "MARGINAL": "too close to call against"}[status]
         reason = (
-            f"{label} in {_pct(k / n)} of pairs (n={n}) against production's own {_pct(kn / nn)} "
+            f"{label} {_pct(k / n)} (n={n}) against production's own {_pct(kn / nn)} "
             f"(primary vs secondary, n={nn}): {_pp(diff)} more ({c.ci} {_pp(lo)} to {_pp(hi)}), "
             f"{verdict} the {_pp(margin)} allowed{skipped}."
         )
@@ -467,12 +467,12 @@ def _judge_one(c: _Ctx, name: str) -> tuple[MetricResult, list[str]]:
         case "cer":
             return _mean_metric(c, name, "Mean character error rate vs the primary", p.cer_max, False)
         case "fact_mismatch_rate":
-            label = "Critical clinical-fact contradictions"
+            label = "Rate of critical clinical-fact contradictions"
             return _clinical_rate(
                 c, name, label, _contradicts, p.fact_mismatch_rate_max, p.fact_margin_vs_noise
             )
         case "omission_rate":
-            label = "Major clinical-fact omissions"
+            label = "Rate of major clinical-fact omissions"
             return _clinical_rate(c, name, label, _omits, p.omission_rate_max, p.omission_margin_vs_noise)
         case "embed_rank_correlation":
             label = "Mean embedding rank correlation"

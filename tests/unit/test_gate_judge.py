@@ -103,7 +103,7 @@ def test_critical_fact_mismatch_is_no_go_and_names_the_pairs() -> None:
     assert facts.status == "FAIL"
     assert facts.critical
     assert "fact_mismatch_rate (critical)" in v.reasons[0]
-    assert v.reasons[1].startswith("Critical: Critical clinical-fact contradictions 3.3 %")
+    assert v.reasons[1].startswith("Critical: Rate of critical clinical-fact contradictions 3.3 %")
     assert "20 pair(s) flagged" in v.reasons[1]
     assert sorted(v.worst["fact_mismatch_rate"]) == sorted(f"1700000000000-{i}" for i in bad)
     assert all(m.status == "PASS" for m in v.metrics if m.name not in ("fact_mismatch_rate", "omission_rate"))
