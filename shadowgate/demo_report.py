@@ -23,6 +23,7 @@ METRIC_WORDS = {
     "wer": "word error rate",
     "cer": "character error rate",
     "fact_mismatch_rate": "clinical facts",
+    "omission_rate": "clinical omissions",
     "embed_rank_correlation": "embedding agreement",
     "rerank_top1_match": "rerank agreement",
 }
