@@ -108,6 +108,19 @@ def scenarios(n_chat: int, n_audio: int, n_large: int) -> list[Scenario]:
             spiked={**EQUIVALENT, "negation": 1.0},
             spiked_share=0.02,
         ),
+        *(
+            Scenario(
+                f"dose flips in {share:.1%}, N={n:,}",
+                "chat",
+                n,
+                "NO_GO",
+                f"every number changed in {share:.1%} of answers",
+                EQUIVALENT,
+                spiked={**EQUIVALENT, "numbers": 1.0},
+                spiked_share=share,
+            )
+            for share, n in ((0.005, n_large), (0.01, n_large), (0.03, n_chat))
+        ),
         Scenario(
             "error burst", "chat", n_chat, "NO_GO", "10 % of answers failed", EQUIVALENT, failed_share=0.10
         ),
@@ -358,7 +371,12 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, help="seeds per scenario (default 20, 5 with --quick)")
     ap.add_argument("--chat-pairs", type=int, default=400)
     ap.add_argument("--audio-pairs", type=int, default=300)
-    ap.add_argument("--large-pairs", type=int, default=1000, help="N of the second equivalent scenario")
+    ap.add_argument(
+        "--large-pairs",
+        type=int,
+        default=2000,
+        help="N of the second equivalent scenario and of the rare flips",
+    )
     ap.add_argument("--no-similarity", dest="similarity", action="store_false", help="leave the model out")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args()
