@@ -11,6 +11,7 @@ from comparators.scoring import METRICS
 from gate.samples import Samples
 from store.models import PAIRS, SCORES
 from store.queries import failed_side, unscored_counts, window_filters
+from store.reviews import marks
 from store.verdicts import looks
 
 # The newest pairs judged per tenant x route: enough for tight intervals, bounded in memory.
@@ -92,4 +93,5 @@ def collect(
         noise={m: v for m, v in noise.items() if any(x is not None for x in v)},
         unscored=left,
         looks=looks(engine, tenant, route, policy_version),
+        reviews=marks(engine, keys),
     )

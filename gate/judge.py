@@ -376,6 +376,8 @@ def _clinical_rate(
         if flag is None:
             missing += 1
             continue
+        if flag and name == "fact_mismatch_rate" and c.s.reviews.get(key) == "false_alarm":
+            flag = False  # a clinician found the scorer wrong: counted out
         n += 1
         if flag:
             hits.append(key)
@@ -413,6 +415,11 @@ def _clinical_rate(
     if hits:
         r = replace(r, reason=r.reason[:-1] + f"; {k} pair(s) flagged.")
     return r, hits[:_WORST_MISMATCHES]
+
+
+def _awaiting_review(s: Samples) -> int:
+    """Pairs with a critical clinical flag that nobody has marked yet."""
+    return sum(1 for i, key in enumerate(s.keys) if _contradicts(s.metrics, i) and key not in s.reviews)
 
 
 def _noise_len(noise: dict[str, list[float | None]]) -> int:
@@ -531,6 +538,12 @@ def judge(samples: Samples, policy: RoutePolicy) -> Verdict:
     elif not by_status["PASS"]:
         status = "HOLD"
         head = "Nothing could be judged for this route; a person decides."
+    elif policy.require_review and (waiting := _awaiting_review(samples)):
+        status = "HOLD"
+        head = (
+            f"Every judged metric passed, but {waiting} critical clinical flag(s) in this window await a "
+            "clinician's review (shadowgate review queue); a GO needs every one reviewed."
+        )
     elif unscored and unscored / (n + unscored) > policy.max_missing_rate:
         status = "HOLD"
         head = (

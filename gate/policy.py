@@ -57,6 +57,7 @@ class RoutePolicy(BaseModel):
     omission_rate_max: float = Field(0.02, ge=0, le=1)
     omission_margin_vs_noise: float = Field(0.01, ge=0, le=1)
     critical_missing_max: float = Field(0.02, ge=0, le=1)
+    require_review: bool = True
     embed_rank_correlation_min: float = Field(0.9, ge=-1, le=1)
     rerank_top1_match_min: float = Field(0.8, ge=0, le=1)
     critical: list[str] = Field(default_factory=lambda: ["fact_mismatch_rate"])

@@ -25,6 +25,8 @@ class Samples:
     unscored: int = 0  # pairs the worker left unscored while behind (counted, not judged)
     # How many verdicts were already given for this tenant x route under this policy (repeated looks).
     looks: int = 0
+    # A clinician's mark on a pair's critical clinical flag, by pair key: "real" or "false_alarm".
+    reviews: dict[str, str] = field(default_factory=dict)
 
     @property
     def n(self) -> int:

@@ -102,6 +102,17 @@ def _parser() -> argparse.ArgumentParser:
     aud_exp.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     aud_exp.add_argument("--output", type=Path, help="file to write (default: standard output)")
 
+    rev = sub.add_parser("review", help="a clinician's marks on critical clinical flags: queue, mark")
+    rev_sub = rev.add_subparsers(dest="review_command", required=True, metavar="ACTION")
+    rev_queue = rev_sub.add_parser("queue", help="the flagged pairs nobody has reviewed yet, oldest first")
+    rev_queue.add_argument("--tenant")
+    rev_queue.add_argument("--route")
+    rev_mark = rev_sub.add_parser("mark", help="mark one flagged pair a real difference or a false alarm")
+    rev_mark.add_argument("pair", help="the pair's key (from the queue, the board or the Pair page)")
+    rev_mark.add_argument("mark", choices=("real", "false-alarm"))
+    rev_mark.add_argument("--by", required=True, help="who reviews (their sign-in name)")
+    rev_mark.add_argument("--note", required=True, help="why, in a sentence (no patient data: it is audited)")
+
     cut = sub.add_parser("cutover", help="serve a tenant from the candidate (needs a GO verdict, or --force)")
     cut.add_argument("tenant")
     cut.add_argument("--route", help="one route kind (default: every route the tenant has a verdict for)")
@@ -292,6 +303,20 @@ def _dispatch(args: argparse.Namespace) -> int:
             args.audit_command,
             fmt=getattr(args, "format", "jsonl"),
             output=getattr(args, "output", None),
+        )
+
+    if args.command == "review":
+        from store.commands import review_main
+
+        return review_main(
+            settings,
+            args.review_command,
+            tenant=getattr(args, "tenant", None),
+            route=getattr(args, "route", None),
+            pair=getattr(args, "pair", None),
+            mark=getattr(args, "mark", None),
+            by=getattr(args, "by", ""),
+            note=getattr(args, "note", ""),
         )
 
     if args.command in ("cutover", "rollback", "modes", "kill-switch"):

@@ -1,4 +1,5 @@
-"""The store's commands: `shadowgate export` (scored pairs) and `shadowgate audit verify|export`."""
+"""The store's commands: `shadowgate export` (scored pairs), `shadowgate audit verify|export` and
+`shadowgate review queue|mark`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Literal, TextIO, cast
 from shadowgate.crypto import cipher_from
 from shadowgate.settings import Settings
 from shadowgate.when import parse_moment
-from store import audit
+from store import audit, reviews
 from store.db import open_store
 from store.export import export
 
@@ -52,6 +53,34 @@ def export_main(
             cipher=cipher_from(settings.encryption),
         )
     print(f"shadowgate: exported {n} scored pairs", file=sys.stderr)
+    return 0
+
+
+def review_main(
+    settings: Settings,
+    action: str,
+    *,
+    tenant: str | None = None,
+    route: str | None = None,
+    pair: str | None = None,
+    mark: str | None = None,
+    by: str = "",
+    note: str = "",
+) -> int:
+    """`review queue`: the flagged pairs nobody has reviewed; `review mark`: a person's mark on one."""
+    with open_store(settings.database_url) as engine:
+        if action == "queue":
+            waiting = reviews.queue(engine, tenant=tenant, route=route)
+            for f in waiting:
+                print(f"{f.key}\t{f.tenant}\t{f.route}\t{f.captured_at:%Y-%m-%d %H:%M:%S} UTC")
+            print(f"shadowgate: {len(waiting)} flagged pair(s) await review", file=sys.stderr)
+            return 0
+        try:
+            reviews.mark(engine, pair or "", (mark or "").replace("-", "_"), by=by, note=note)
+        except reviews.ReviewError as exc:
+            print(f"shadowgate: {exc}.", file=sys.stderr)
+            return 2
+    print(f"recorded: {by.strip()} marks {pair} {mark}")
     return 0
 
 

@@ -51,6 +51,7 @@ def init_db(engine: Engine) -> None:
     # Every table module registers with SQLModel's metadata when imported.
     import store.audit
     import store.models
+    import store.reviews
     import store.verdicts  # noqa: F401
 
     SQLModel.metadata.create_all(engine)

@@ -68,6 +68,7 @@ def test_the_demo_policy_differs_from_the_default_only_where_it_says() -> None:
         "fact_margin_vs_noise": 0.05,
         "omission_rate_max": 0.05,
         "omission_margin_vs_noise": 0.05,
+        "require_review": False,
     }
     for route in ("audio", "chat", "reason", "vision", "embed", "rerank", "other"):
         d, p = demo.for_("t", route).model_dump(), default.for_("t", route).model_dump()

@@ -315,3 +315,41 @@ def test_a_marginal_rate_says_how_many_more_pairs_would_decide_it() -> None:
 def test_a_rate_on_its_limit_is_never_decided() -> None:
     assert distance.pairs_to_decide_rate(0.05, 400, 0.05, 0.05) is None
     assert "no realistic number of pairs" in distance.sentence(400, None)
+
+
+# --- a clinician reviews every flagged pair ------------------------------------------------------------
+
+
+def flagged_samples(reviews: dict[str, str]) -> Samples:
+    n = 4800
+    ok = flags(n, 0)
+    for i in (5, 500):
+        ok[i] = 0.0  # two critical flags in 4,800 pairs: 0.04 %, under the ceiling either way
+    return Samples(**{**make(n, metrics={"clinical_ok": ok}).__dict__, "reviews": reviews})
+
+
+def test_an_unreviewed_critical_flag_holds_a_go() -> None:
+    v = judge(flagged_samples({}), POLICY)
+    assert v.status == "HOLD"
+    assert "2 critical clinical flag(s) in this window await a clinician's review" in v.reasons[0]
+    half = judge(flagged_samples({"1700000000000-5": "real"}), POLICY)
+    assert half.status == "HOLD"
+    assert "1 critical clinical flag(s)" in half.reasons[0]
+    done = {"1700000000000-5": "real", "1700000000000-500": "false_alarm"}
+    assert judge(flagged_samples(done), POLICY).status == "GO"
+    assert judge(flagged_samples({}), POLICY.model_copy(update={"require_review": False})).status != "HOLD"
+
+
+def test_reviewed_false_alarms_are_counted_out_and_real_differences_in() -> None:
+    ok: list[float | None] = [1.0] * CLEAN
+    bad = list(range(0, CLEAN, 60))  # 20 flags: 1.7 %, over the 0.5 % ceiling
+    for i in bad:
+        ok[i] = 0.0
+    base = make(CLEAN, metrics={"clinical_ok": ok})
+    assert judge(base, POLICY).status == "NO_GO"
+    false_alarms = {f"1700000000000-{i}": "false_alarm" for i in bad}
+    cleared = judge(Samples(**{**base.__dict__, "reviews": false_alarms}), POLICY)
+    assert by_name(cleared, "fact_mismatch_rate").value == 0.0
+    assert cleared.status == "GO", cleared.reasons
+    real = {f"1700000000000-{i}": "real" for i in bad}
+    assert judge(Samples(**{**base.__dict__, "reviews": real}), POLICY).status == "NO_GO"

@@ -1,0 +1,136 @@
+"""Clinicians' reviews of flagged pairs: each critical clinical flag marked a real difference or a scorer
+false alarm, by a named person, with a note; every mark is also an audit entry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from sqlalchemy import Engine, and_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Field, SQLModel
+
+from store.audit import append
+from store.models import PAIRS, SCORES, table, utc_field
+
+Mark = Literal["real", "false_alarm"]
+MARKS: tuple[Mark, ...] = ("real", "false_alarm")
+
+
+class ReviewError(ValueError):
+    """A review that cannot be recorded; the message is one sentence for the user."""
+
+
+class ReviewRow(SQLModel, table=True):
+    """The latest mark on one pair's critical flag (the audit log keeps every mark, in order)."""
+
+    __tablename__ = "reviews"
+
+    pair_key: str = Field(primary_key=True, foreign_key="pairs.key", ondelete="CASCADE")
+    role: str = Field(primary_key=True)  # "candidate"
+    mark: str  # one of MARKS
+    actor: str
+    reviewed_at: datetime = utc_field()
+
+
+REVIEWS = table(ReviewRow)
+
+
+@dataclass(frozen=True)
+class Flagged:
+    """A pair with a critical clinical flag, in the queue until someone reviews it."""
+
+    key: str
+    tenant: str
+    route: str
+    captured_at: datetime
+
+
+def mark(
+    engine: Engine, pair_key: str, verdict: str, *, by: str, note: str, at: datetime | None = None
+) -> None:
+    """Record a person's mark on a flagged pair, replacing an earlier one, and append it to the audit log.
+    Refused in one sentence: an unknown mark, no name, no note, an unknown pair, a pair with no flag."""
+    if verdict not in MARKS:
+        raise ReviewError(f"a review marks a flag 'real' or 'false_alarm', not {verdict!r}")
+    if not by.strip():
+        raise ReviewError("a review needs the name of the person who made it")
+    if not note.strip():
+        raise ReviewError("a review needs a note saying why")
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(PAIRS.c.tenant, PAIRS.c.route, SCORES.c.clinical_ok)
+            .select_from(
+                PAIRS.outerjoin(SCORES, and_(SCORES.c.pair_key == PAIRS.c.key, SCORES.c.role == "candidate"))
+            )
+            .where(PAIRS.c.key == pair_key)
+        ).first()
+    if row is None:
+        raise ReviewError(f"there is no pair {pair_key!r} in the store (purged, or never scored)")
+    if row.clinical_ok != 0.0:
+        raise ReviewError(f"pair {pair_key!r} has no critical clinical flag to review")
+    when = (at or datetime.now(UTC)).astimezone(UTC)
+    values = {
+        "pair_key": pair_key,
+        "role": "candidate",
+        "mark": verdict,
+        "actor": by.strip(),
+        "reviewed_at": when,
+    }
+    insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(REVIEWS).values(values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["pair_key", "role"],
+        set_={"mark": verdict, "actor": by.strip(), "reviewed_at": when},
+    )
+    # The audit entry first: a mark the log does not hold must not count.
+    append(
+        engine,
+        actor=by.strip(),
+        action="review",
+        tenant=row.tenant,
+        route=row.route,
+        reason=note.strip(),
+        details={"pair": pair_key, "mark": verdict},
+        at=when,
+    )
+    with engine.begin() as conn:
+        conn.execute(stmt)
+
+
+def marks(engine: Engine, keys: list[str]) -> dict[str, str]:
+    """The latest mark of each of these pairs that has one."""
+    out: dict[str, str] = {}
+    with engine.connect() as conn:
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            stmt = select(REVIEWS.c.pair_key, REVIEWS.c.mark).where(
+                REVIEWS.c.pair_key.in_(chunk), REVIEWS.c.role == "candidate"
+            )
+            out.update({r.pair_key: r.mark for r in conn.execute(stmt)})
+    return out
+
+
+def queue(
+    engine: Engine, *, tenant: str | None = None, route: str | None = None, limit: int = 200
+) -> list[Flagged]:
+    """Pairs with a critical clinical flag and no review yet, oldest first."""
+    stmt = (
+        select(PAIRS.c.key, PAIRS.c.tenant, PAIRS.c.route, PAIRS.c.captured_at)
+        .select_from(
+            PAIRS.join(
+                SCORES, and_(SCORES.c.pair_key == PAIRS.c.key, SCORES.c.role == "candidate")
+            ).outerjoin(REVIEWS, and_(REVIEWS.c.pair_key == PAIRS.c.key, REVIEWS.c.role == "candidate"))
+        )
+        .where(SCORES.c.clinical_ok == 0.0, REVIEWS.c.pair_key.is_(None))
+        .order_by(PAIRS.c.captured_at)
+        .limit(limit)
+    )
+    if tenant is not None:
+        stmt = stmt.where(PAIRS.c.tenant == tenant)
+    if route is not None:
+        stmt = stmt.where(PAIRS.c.route == route)
+    with engine.connect() as conn:
+        return [Flagged(r.key, r.tenant, r.route, r.captured_at) for r in conn.execute(stmt)]
