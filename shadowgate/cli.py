@@ -107,6 +107,9 @@ def _parser() -> argparse.ArgumentParser:
     rev_queue = rev_sub.add_parser("queue", help="the flagged pairs nobody has reviewed yet, oldest first")
     rev_queue.add_argument("--tenant")
     rev_queue.add_argument("--route")
+    rev_sub.add_parser(
+        "export", help="reviewed pairs as clinical-corpus JSON lines: false alarms become tests"
+    )
     rev_mark = rev_sub.add_parser("mark", help="mark one flagged pair a real difference or a false alarm")
     rev_mark.add_argument("pair", help="the pair's key (from the queue, the board or the Pair page)")
     rev_mark.add_argument("mark", choices=("real", "false-alarm"))

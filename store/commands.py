@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -69,6 +70,13 @@ def review_main(
 ) -> int:
     """`review queue`: the flagged pairs nobody has reviewed; `review mark`: a person's mark on one."""
     with open_store(settings.database_url) as engine:
+        if action == "export":
+            n = 0
+            for line in reviews.corpus_lines(engine, cipher_from(settings.encryption)):
+                print(json.dumps(line, ensure_ascii=False))
+                n += 1
+            print(f"shadowgate: exported {n} reviewed pair(s) as clinical-corpus lines", file=sys.stderr)
+            return 0
         if action == "queue":
             waiting = reviews.queue(engine, tenant=tenant, route=route)
             for f in waiting:

@@ -3,17 +3,20 @@ false alarm, by a named person, with a note; every mark is also an audit entry."
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import Engine, and_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, SQLModel
 
+from shadowgate.crypto import Cipher
 from store.audit import append
 from store.models import PAIRS, SCORES, table, utc_field
+from store.payloads import load_findings, load_payload
 
 Mark = Literal["real", "false_alarm"]
 MARKS: tuple[Mark, ...] = ("real", "false_alarm")
@@ -98,6 +101,40 @@ def mark(
     )
     with engine.begin() as conn:
         conn.execute(stmt)
+
+
+def corpus_lines(engine: Engine, cipher: Cipher | None) -> Iterator[dict[str, Any]]:
+    """Every reviewed pair whose answers are still stored, as a line of the clinical corpus
+    (tests/data/clinical/): a false alarm is an equivalent pair, a real difference a different one with
+    the critical contradictions the scorer found and the clinician confirmed. `lang` and `category` are
+    left for a person to set before the line joins the corpus."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(REVIEWS).order_by(REVIEWS.c.reviewed_at)).all()
+    for row in rows:
+        content = load_payload(engine, row.pair_key, cipher)
+        if content is None or content.primary is None or content.candidate is None:
+            continue
+        expected = []
+        if row.mark == "real":
+            for role, found in load_findings(engine, row.pair_key, cipher):
+                if role == "candidate" and found.kind == "critical_contradiction":
+                    expected.append(
+                        {
+                            "kind": "contradiction",
+                            "slot": found.where.split(":", 1)[0],
+                            "severity": "critical",
+                        }
+                    )
+        yield {
+            "id": f"review-{row.pair_key}",
+            "lang": "",
+            "category": "",
+            "label": "different" if row.mark == "real" else "equivalent",
+            "primary": content.primary,
+            "other": content.candidate,
+            "expected": expected,
+            "note": f"reviewed by {row.actor} on {row.reviewed_at:%Y-%m-%d}: {row.mark.replace('_', ' ')}",
+        }
 
 
 def marks(engine: Engine, keys: list[str]) -> dict[str, str]:

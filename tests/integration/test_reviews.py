@@ -3,6 +3,7 @@ audit chain, and the gate counting them."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,12 +12,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from comparators.scoring import Finding
 from gate.policy import load_policy
 from gate.run import evaluate
 from store.audit import entries, verify
-from store.reviews import ReviewError, mark, marks, queue
+from store.records import Payload, ScoredPair
+from store.reviews import ReviewError, corpus_lines, mark, marks, queue
 from store.writes import save_scored
 from tests.integration.test_gate import pairs
+from tests.integration.test_store import pair
 
 
 @pytest.fixture
@@ -104,3 +108,36 @@ def test_the_review_command(flagged: Engine, tmp_path: Path) -> None:
         refused.stderr.strip()
         == "shadowgate: there is no pair 'no-such-pair' in the store (purged, or never scored)."
     )
+
+
+def test_reviewed_pairs_export_as_clinical_corpus_lines(store_engine: Engine) -> None:
+    def flagged_pair(key: str, primary: str, candidate: str, findings: list[Finding]) -> ScoredPair:
+        return pair(
+            key,
+            metrics={"clinical_ok": 0.0, "clinical_critical": float(len(findings))},
+            findings=findings,
+            payload=Payload(request=b"{}", primary=primary, candidate=candidate, secondary=None),
+        )
+
+    dose = Finding("critical_contradiction", "dose: paracetamol", "Paracetamol 500 mg", "Paracetamol 50 mg")
+    save_scored(
+        store_engine,
+        [
+            flagged_pair("r1", "Paracetamol 500 mg TDS.", "Paracetamol 50 mg TDS.", [dose]),
+            flagged_pair("r2", "Paracetamol 1 g QID.", "Paracetamol 1000 mg QID.", []),
+        ],
+    )
+    mark(store_engine, "r1", "real", by="dr.aisyah", note="the dose is a tenth")
+    mark(store_engine, "r2", "false_alarm", by="dr.aisyah", note="the same dose written two ways")
+    lines = {line["id"]: line for line in corpus_lines(store_engine, None)}
+    assert lines["review-r1"]["label"] == "different"
+    assert lines["review-r1"]["expected"] == [
+        {"kind": "contradiction", "slot": "dose", "severity": "critical"}
+    ]
+    assert (lines["review-r1"]["primary"], lines["review-r1"]["other"]) == (
+        "Paracetamol 500 mg TDS.",
+        "Paracetamol 50 mg TDS.",
+    )
+    assert lines["review-r2"]["label"] == "equivalent"
+    assert lines["review-r2"]["expected"] == []
+    json.dumps(list(lines.values()))
