@@ -10,6 +10,7 @@ from dashboard.replays import ReplayJob, ReplayJobs, new_run_id
 from gate.policy import load_policy
 from gate.run import GateRun, decide, evaluate
 from shadowgate.settings import Settings
+from store import reviews
 from store.audit import append
 from store.db import open_store
 
@@ -38,6 +39,24 @@ def record_decision(
     who, why = _who(identity), _why(reason)
     with open_store(settings.database_url) as engine:
         decide(engine, tenant=tenant, route=route, decision=decision, by=who.actor, reason=why)
+
+
+def review_flag(
+    settings: Settings, identity: Identity | None, *, pair_key: str, mark: str, note: str
+) -> None:
+    """A clinician's mark on a pair's critical clinical flag (store.reviews writes the audit entry)."""
+    who, why = _who(identity), _why(note)
+    with open_store(settings.database_url) as engine:
+        try:
+            reviews.mark(engine, pair_key, mark, by=who.actor, note=why)
+        except reviews.ReviewError as exc:
+            raise ActionError(str(exc)) from exc
+
+
+def review_of(settings: Settings, pair_key: str) -> str | None:
+    """The pair's current mark, or None when nobody has reviewed it."""
+    with open_store(settings.database_url) as engine:
+        return reviews.marks(engine, [pair_key]).get(pair_key)
 
 
 def run_gate(settings: Settings, identity: Identity | None) -> GateRun:

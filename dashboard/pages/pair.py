@@ -6,7 +6,7 @@ import logging
 
 import streamlit as st
 
-from dashboard import context, data, diffs
+from dashboard import actions, context, data, diffs
 from shadowgate.crypto import CryptoError
 from store.queries import PairRecord
 
@@ -154,6 +154,29 @@ elif facts.rows:
     )
 else:
     st.caption("The two answers state the same clinical facts.")
+
+if record.scores.get("candidate", {}).get("clinical_ok") == 0.0:
+    st.markdown("#### Review this flag")
+    current = actions.review_of(settings, record.key)
+    if current is not None:
+        st.caption(
+            f"Marked {current.replace('_', ' ')}; a new mark replaces it (both stay in the audit log)."
+        )
+    with st.form("sg-review"):
+        choice = st.radio(
+            "The critical difference is",
+            ["real", "false_alarm"],
+            format_func=lambda m: {"real": "a real difference", "false_alarm": "a scorer false alarm"}[m],
+            horizontal=True,
+        )
+        note = st.text_input("Why (goes into the audit log with your name; no patient data)")
+        if st.form_submit_button("Record the mark"):
+            try:
+                actions.review_flag(settings, identity, pair_key=record.key, mark=choice, note=note)
+            except actions.ActionError as exc:
+                st.error(f"Not recorded: {exc}.")
+            else:
+                st.success(f"Recorded: {identity.actor} marks this flag {choice.replace('_', ' ')}.")
 fields = diffs.json_rows(primary, candidate)
 if fields is not None:
     st.markdown("#### JSON fields")

@@ -25,6 +25,7 @@ from dashboard.replays import JOBS
 from store.audit import entries, verify
 from store.payloads import load_payload
 from store.queries import latency_quantiles, pair_volumes, replay_runs, worst_pairs
+from store.reviews import marks
 from store.verdicts import latest
 from tests.conftest import TEST_REDIS_URL
 from tests.dashboard.conftest import PASSWORD, USER, Filled
@@ -197,6 +198,28 @@ def test_the_pair_page_shows_no_clinical_text_to_anyone_not_signed_in(dashboard_
     assert sentence not in page
     assert "klinik-drift / chat" in page  # the metadata is there
     assert "candidate" in str(at.table[0].value)
+
+
+def test_a_signed_in_clinician_marks_a_flag_from_the_pair_page(dashboard_env: Filled) -> None:
+    engine = dashboard_env.engine
+    key = _worst(engine, "klinik-drift", "chat", "fact_mismatches")
+    at = on_page(with_oidc(app()).run(), "pair", pair=key)
+    assert any("Review this flag" in m.value for m in at.markdown)
+    record = next(b for b in at.button if b.label == "Record the mark")
+    at.radio[0].set_value("false_alarm")
+    at.text_input[-1].input("")
+    record.click().run()  # no note: refused, nothing recorded
+    assert any("Not recorded" in e.value for e in at.error)
+    assert marks(engine, [key]) == {}
+    at.radio[0].set_value("real")
+    at.text_input[-1].input("the candidate changed the dose")
+    next(b for b in at.button if b.label == "Record the mark").click().run()
+    assert not at.exception, at.exception
+    assert any("marks this flag real" in s.value for s in at.success)
+    assert marks(engine, [key]) == {key: "real"}
+    last = entries(engine, action="review", limit=1)[0]
+    assert (last.actor, last.reason) == ("oidc:eng.lead@klinik.example", "the candidate changed the dose")
+    assert verify(engine).ok
 
 
 def test_the_pair_page_marks_changed_numbers_and_negations(dashboard_env: Filled) -> None:
