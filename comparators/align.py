@@ -5,8 +5,9 @@ Severity says what a difference can do to a patient (docs/CLINICAL.md has the ta
 - critical: another drug, dose, route or frequency; an allergy changed; another side or body site; a
   finding present on one side and absent on the other (or the family's instead of the patient's); a test
   result or a measured value changed; a medication stopped on one side only;
-- major: duration, timing, dispensed quantity, follow-up, allergy reaction, present vs possible; a
-  prescribed drug or an allergy left out or added;
+- major: duration, timing, dispensed quantity, follow-up, allergy reaction, present vs possible, a
+  condition vs present ("return if chest pain" / "has chest pain"); a prescribed drug or an allergy left
+  out or added;
 - minor: what one side says and the other leaves unsaid where it rarely matters (a route not written, a
   vital not repeated), a past condition written as current.
 """
