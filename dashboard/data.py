@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from dashboard.cells import Board, build_board
 from shadowgate.crypto import cipher_from
 from shadowgate.settings import Settings
-from store import audit
+from store import audit, reviews
 from store.db import init_db, make_engine
 from store.payloads import load_payload
 from store.queries import (
@@ -118,6 +118,12 @@ def load_board(e: Engine, tenants: Sequence[str] = (), *, now: datetime | None =
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def board(url: str, tenants: tuple[str, ...] = ()) -> Board:
     return load_board(engine(url), tenants)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def awaiting_review(url: str) -> dict[tuple[str, str], int]:
+    """Critical clinical flags on live pairs that no clinician has marked yet, per tenant x route."""
+    return reviews.awaiting(engine(url))
 
 
 # --- a tenant's routes ----------------------------------------------------------------------------

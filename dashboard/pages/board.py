@@ -22,10 +22,12 @@ st.caption(
 )
 
 
-def cell_markdown(c: Cell | None) -> str:
+def cell_markdown(c: Cell | None, flags: int = 0) -> str:
     if c is None:
         return ":gray[—]"
     lines = [widgets.badge(c.status)]
+    if flags:
+        lines.append(f":orange[**{flags} critical flag{'s' if flags > 1 else ''} await review**]")
     if c.status is None:
         lines.append(f":gray[{c.pairs} pairs in 24 h, not judged yet]")
         return "  \n".join(lines)
@@ -53,6 +55,12 @@ def grid(b: Board) -> None:
     head[0].markdown("**tenant**")
     for col, route in zip(head[1:], b.routes, strict=True):
         col.markdown(f"**{route}**")
+    waiting = data.awaiting_review(url)
+    if waiting:
+        st.markdown(
+            f":orange[**{sum(waiting.values())} critical clinical flag(s) await a clinician's review**] "
+            "(open a flagged pair from the Tenant page, or `shadowgate review queue`)."
+        )
     for tenant in b.tenants:
         row = st.columns(widths, border=True)
         with row[0]:
@@ -60,7 +68,7 @@ def grid(b: Board) -> None:
             if tenant in names:
                 st.caption(names[tenant])
         for col, route in zip(row[1:], b.routes, strict=True):
-            col.markdown(cell_markdown(b.cell(tenant, route)))
+            col.markdown(cell_markdown(b.cell(tenant, route), waiting.get((tenant, route), 0)))
 
 
 def _order(counts: dict[str, int]) -> list[tuple[str | None, str]]:

@@ -25,7 +25,7 @@ from dashboard.replays import JOBS
 from store.audit import entries, verify
 from store.payloads import load_payload
 from store.queries import latency_quantiles, pair_volumes, replay_runs, worst_pairs
-from store.reviews import marks
+from store.reviews import awaiting, marks
 from store.verdicts import latest
 from tests.conftest import TEST_REDIS_URL
 from tests.dashboard.conftest import PASSWORD, USER, Filled
@@ -101,6 +101,12 @@ def test_board_shows_every_tenant_and_its_verdicts(dashboard_env: Filled) -> Non
     shown = markdown(at)
     stored = {(v.tenant, v.route): v for v in latest(dashboard_env.engine)}
     assert {v.status for v in stored.values()} == {"GO", "HOLD", "NO_GO", "INSUFFICIENT_DATA"}
+    # The flags nobody has reviewed, counted for the whole board and shown in their cells.
+    waiting = awaiting(dashboard_env.engine)
+    assert waiting
+    assert f"{sum(waiting.values())} critical clinical flag(s) await a clinician's review" in shown
+    flags = max(waiting.values())
+    assert f"{flags} critical flag{'s' if flags > 1 else ''} await review" in shown
     tenants = {label for label, query in links(at).items() if query == f"tenant={label}"}
     assert tenants == {"klinik-same", "klinik-drift", "klinik-edge"}
     # One bordered row per tenant: its name, then a cell per route with that verdict.

@@ -17,7 +17,7 @@ from gate.policy import load_policy
 from gate.run import evaluate
 from store.audit import entries, verify
 from store.records import Payload, ScoredPair
-from store.reviews import ReviewError, corpus_lines, mark, marks, queue
+from store.reviews import ReviewError, awaiting, corpus_lines, mark, marks, queue
 from store.writes import save_scored
 from tests.integration.test_gate import pairs
 from tests.integration.test_store import pair
@@ -34,9 +34,11 @@ def test_flags_wait_in_a_queue_until_a_person_marks_them(flagged: Engine) -> Non
     waiting = queue(flagged, tenant="klinik-review")
     assert len(waiting) == 4
     assert all(f.tenant == "klinik-review" and f.route == "chat" for f in waiting)
+    assert awaiting(flagged) == {("klinik-review", "chat"): 4}
     mark(flagged, waiting[0].key, "false_alarm", by="dr.aisyah", note="dose written two ways")
     mark(flagged, waiting[1].key, "real", by="dr.aisyah", note="the candidate halved the dose")
     assert len(queue(flagged, tenant="klinik-review")) == 2
+    assert awaiting(flagged) == {("klinik-review", "chat"): 2}
     assert marks(flagged, [f.key for f in waiting]) == {waiting[0].key: "false_alarm", waiting[1].key: "real"}
     # A later mark replaces the earlier one; both are in the audit log.
     mark(flagged, waiting[0].key, "real", by="dr.lim", note="on second reading it is a real change")
