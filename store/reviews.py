@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Engine, Select, and_, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, SQLModel
@@ -150,17 +150,23 @@ def marks(engine: Engine, keys: list[str]) -> dict[str, str]:
     return out
 
 
-def awaiting(engine: Engine) -> dict[tuple[str, str], int]:
-    """How many critical clinical flags nobody has reviewed, per (tenant, route), counted in the database."""
-    stmt = (
-        select(PAIRS.c.tenant, PAIRS.c.route, func.count().label("flags"))
+def _unreviewed(*columns: Any) -> Select[Any]:
+    """Live pairs (replays never count for a verdict) with a critical clinical flag and no review yet."""
+    return (
+        select(*columns)
         .select_from(
             PAIRS.join(
                 SCORES, and_(SCORES.c.pair_key == PAIRS.c.key, SCORES.c.role == "candidate")
             ).outerjoin(REVIEWS, and_(REVIEWS.c.pair_key == PAIRS.c.key, REVIEWS.c.role == "candidate"))
         )
         .where(SCORES.c.clinical_ok == 0.0, REVIEWS.c.pair_key.is_(None), PAIRS.c.replay.is_(None))
-        .group_by(PAIRS.c.tenant, PAIRS.c.route)
+    )
+
+
+def awaiting(engine: Engine) -> dict[tuple[str, str], int]:
+    """How many critical clinical flags nobody has reviewed, per (tenant, route), counted in the database."""
+    stmt = _unreviewed(PAIRS.c.tenant, PAIRS.c.route, func.count().label("flags")).group_by(
+        PAIRS.c.tenant, PAIRS.c.route
     )
     with engine.connect() as conn:
         return {(r.tenant, r.route): int(r.flags) for r in conn.execute(stmt)}
@@ -171,13 +177,7 @@ def queue(
 ) -> list[Flagged]:
     """Pairs with a critical clinical flag and no review yet, oldest first."""
     stmt = (
-        select(PAIRS.c.key, PAIRS.c.tenant, PAIRS.c.route, PAIRS.c.captured_at)
-        .select_from(
-            PAIRS.join(
-                SCORES, and_(SCORES.c.pair_key == PAIRS.c.key, SCORES.c.role == "candidate")
-            ).outerjoin(REVIEWS, and_(REVIEWS.c.pair_key == PAIRS.c.key, REVIEWS.c.role == "candidate"))
-        )
-        .where(SCORES.c.clinical_ok == 0.0, REVIEWS.c.pair_key.is_(None))
+        _unreviewed(PAIRS.c.key, PAIRS.c.tenant, PAIRS.c.route, PAIRS.c.captured_at)
         .order_by(PAIRS.c.captured_at)
         .limit(limit)
     )
