@@ -104,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
 
     rev = sub.add_parser("review", help="a clinician's marks on critical clinical flags: queue, mark")
     rev_sub = rev.add_subparsers(dest="review_command", required=True, metavar="ACTION")
-    rev_queue = rev_sub.add_parser("queue", help="the live flagged pairs nobody has reviewed yet, oldest first")
+    rev_queue = rev_sub.add_parser("queue", help="live flagged pairs nobody has reviewed, oldest first")
     rev_queue.add_argument("--tenant")
     rev_queue.add_argument("--route")
     rev_sub.add_parser(
