@@ -370,7 +370,7 @@ async def _score(filled: Filled, embedder: Embedder) -> None:
         await redis.aclose()
 
 
-@pytest.mark.parametrize("page", ["board", "tenant", "pair", "replay", "audit"])
+@pytest.mark.parametrize("page", ["board", "tenant", "pair", "review", "replay", "audit"])
 def test_every_page_renders_on_an_empty_store(
     page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
