@@ -42,13 +42,20 @@ def record_decision(
 
 
 def review_flag(
-    settings: Settings, identity: Identity | None, *, pair_key: str, mark: str, note: str
+    settings: Settings,
+    identity: Identity | None,
+    *,
+    pair_key: str,
+    mark: str,
+    note: str,
+    replace: bool = True,
 ) -> None:
-    """A clinician's mark on a pair's critical clinical flag (store.reviews writes the audit entry)."""
+    """A clinician's mark on a pair's critical clinical flag (store.reviews writes the audit entry).
+    `replace=False` (the Review page's queue) refuses a pair someone else has marked meanwhile."""
     who, why = _who(identity), _why(note)
     with open_store(settings.database_url) as engine:
         try:
-            reviews.mark(engine, pair_key, mark, by=who.actor, note=why)
+            reviews.mark(engine, pair_key, mark, by=who.actor, note=why, replace=replace)
         except reviews.ReviewError as exc:
             raise ActionError(str(exc)) from exc
 

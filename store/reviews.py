@@ -3,6 +3,7 @@ false alarm, by a named person, with a note; every mark is also an audit entry."
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, SQLModel
 
 from shadowgate.crypto import Cipher
-from store.audit import append
+from store.audit import AUDIT, append
 from store.models import PAIRS, SCORES, table, utc_field
 from store.payloads import load_findings, load_payload
 
@@ -52,10 +53,18 @@ class Flagged:
 
 
 def mark(
-    engine: Engine, pair_key: str, verdict: str, *, by: str, note: str, at: datetime | None = None
+    engine: Engine,
+    pair_key: str,
+    verdict: str,
+    *,
+    by: str,
+    note: str,
+    at: datetime | None = None,
+    replace: bool = True,
 ) -> None:
     """Record a person's mark on a flagged pair, replacing an earlier one, and append it to the audit log.
-    Refused in one sentence: an unknown mark, no name, no note, an unknown pair, a pair with no flag."""
+    Refused in one sentence: an unknown mark, no name, no note, an unknown pair, a pair with no flag, and
+    with `replace=False` a pair someone has marked already (a queue's reviewer who was overtaken)."""
     if verdict not in MARKS:
         raise ReviewError(f"a review marks a flag 'real' or 'false_alarm', not {verdict!r}")
     if not by.strip():
@@ -64,9 +73,18 @@ def mark(
         raise ReviewError("a review needs a note saying why")
     with engine.connect() as conn:
         row = conn.execute(
-            select(PAIRS.c.tenant, PAIRS.c.route, SCORES.c.clinical_ok)
+            select(
+                PAIRS.c.tenant,
+                PAIRS.c.route,
+                SCORES.c.clinical_ok,
+                REVIEWS.c.mark,
+                REVIEWS.c.actor,
+                REVIEWS.c.reviewed_at,
+            )
             .select_from(
-                PAIRS.outerjoin(SCORES, and_(SCORES.c.pair_key == PAIRS.c.key, SCORES.c.role == "candidate"))
+                PAIRS.outerjoin(
+                    SCORES, and_(SCORES.c.pair_key == PAIRS.c.key, SCORES.c.role == "candidate")
+                ).outerjoin(REVIEWS, and_(REVIEWS.c.pair_key == PAIRS.c.key, REVIEWS.c.role == "candidate"))
             )
             .where(PAIRS.c.key == pair_key)
         ).first()
@@ -74,6 +92,11 @@ def mark(
         raise ReviewError(f"there is no pair {pair_key!r} in the store (purged, or never scored)")
     if row.clinical_ok != 0.0:
         raise ReviewError(f"pair {pair_key!r} has no critical clinical flag to review")
+    if not replace and row.mark is not None:
+        raise ReviewError(
+            f"pair {pair_key!r} was already marked {row.mark.replace('_', ' ')} by {row.actor} "
+            f"at {row.reviewed_at:%Y-%m-%d %H:%M} UTC"
+        )
     when = (at or datetime.now(UTC)).astimezone(UTC)
     values = {
         "pair_key": pair_key,
@@ -187,3 +210,49 @@ def queue(
         stmt = stmt.where(PAIRS.c.route == route)
     with engine.connect() as conn:
         return [Flagged(r.key, r.tenant, r.route, r.captured_at) for r in conn.execute(stmt)]
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    """A reviewed pair: its latest mark, who made it and when, and the note of that mark's audit entry."""
+
+    key: str
+    mark: str
+    actor: str
+    reviewed_at: datetime
+    note: str | None
+
+
+def reviewed(engine: Engine, *, tenant: str, route: str, limit: int = 200) -> list[Reviewed]:
+    """One tenant x route's reviewed pairs, latest mark first, each with the note the audit log holds."""
+    stmt = (
+        select(REVIEWS.c.pair_key, REVIEWS.c.mark, REVIEWS.c.actor, REVIEWS.c.reviewed_at)
+        .select_from(REVIEWS.join(PAIRS, PAIRS.c.key == REVIEWS.c.pair_key))
+        .where(PAIRS.c.tenant == tenant, PAIRS.c.route == route, REVIEWS.c.role == "candidate")
+        .order_by(REVIEWS.c.reviewed_at.desc())
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    notes = _notes(engine, tenant, route, {r.pair_key for r in rows})
+    return [Reviewed(r.pair_key, r.mark, r.actor, r.reviewed_at, notes.get(r.pair_key)) for r in rows]
+
+
+def _notes(engine: Engine, tenant: str, route: str, keys: set[str]) -> dict[str, str]:
+    """The note of each pair's latest review entry in the audit log (the reviews table keeps no text)."""
+    out: dict[str, str] = {}
+    if not keys:
+        return out
+    stmt = (
+        select(AUDIT.c.reason, AUDIT.c.details)
+        .where(AUDIT.c.action == "review", AUDIT.c.tenant == tenant, AUDIT.c.route == route)
+        .order_by(AUDIT.c.seq.desc())
+    )
+    with engine.connect() as conn:
+        for row in conn.execute(stmt):
+            key = json.loads(row.details or "{}").get("pair")
+            if key in keys and key not in out:
+                out[key] = row.reason
+                if len(out) == len(keys):
+                    break
+    return out
