@@ -25,6 +25,7 @@ pages = [
     st.Page("pages/board.py", title="Board", icon=":material/dashboard:", default=True),
     st.Page("pages/tenant.py", title="Tenant", icon=":material/local_hospital:"),
     st.Page("pages/pair.py", title="Pair", icon=":material/compare:"),
+    st.Page("pages/review.py", title="Review", icon=":material/rate_review:"),
     st.Page("pages/replay.py", title="Replay", icon=":material/replay:"),
     st.Page("pages/audit.py", title="Audit", icon=":material/receipt_long:"),
 ]

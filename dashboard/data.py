@@ -126,6 +126,17 @@ def awaiting_review(url: str) -> dict[tuple[str, str], int]:
     return reviews.awaiting(engine(url))
 
 
+def review_queue(url: str, tenant: str, route: str, limit: int = 500) -> list[reviews.Flagged]:
+    """One tenant x route's unreviewed flags, oldest first (not cached: a mark takes a pair out at once)."""
+    return reviews.queue(engine(url), tenant=tenant, route=route, limit=limit)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def reviewed(url: str, tenant: str, route: str) -> list[reviews.Reviewed]:
+    """One tenant x route's reviewed pairs, latest mark first, with who, when and the note."""
+    return reviews.reviewed(engine(url), tenant=tenant, route=route)
+
+
 # --- a tenant's routes ----------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from store.queries import WorstPair
 
 PAIR_PAGE = "pages/pair.py"
 TENANT_PAGE = "pages/tenant.py"
+REVIEW_PAGE = "pages/review.py"
 _FLASH = "shadowgate.flash"
 
 

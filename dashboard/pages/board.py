@@ -59,7 +59,10 @@ def grid(b: Board) -> None:
     if waiting:
         st.markdown(
             f":orange[**{sum(waiting.values())} critical clinical flag(s) await a clinician's review**] "
-            "(open a flagged pair from the Tenant page, or `shadowgate review queue`)."
+            "(or `shadowgate review queue`)."
+        )
+        st.page_link(
+            widgets.REVIEW_PAGE, label="Review them, one pair at a time", icon=":material/rate_review:"
         )
     for tenant in b.tenants:
         row = st.columns(widths, border=True)

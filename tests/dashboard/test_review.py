@@ -48,8 +48,7 @@ def review(at: AppTest, **params: str) -> AppTest:
 
 
 def pick(at: AppTest, tenant: str, route: str) -> AppTest:
-    box = at.selectbox(key="sg-review-pick")
-    box.select_index([o.split(" · ")[0] for o in box.options].index(f"{tenant} / {route}")).run()
+    at.selectbox(key="sg-review-pick").set_value((tenant, route)).run()
     assert not at.exception, at.exception
     return at
 
