@@ -1,7 +1,8 @@
 """`shadowgate dashboard` served for real and rendered by a headless browser (Debian's chromium).
 
-The screenshot goes to $SHADOWGATE_TEST_ARTIFACTS (default .ci/artifacts) on every run, and to
-docs/img/board.png when SHADOWGATE_TEST_UPDATE_DOCS=1 (how the one in the docs was made).
+The screenshots go to $SHADOWGATE_TEST_ARTIFACTS (default .ci/artifacts) on every run, and to
+docs/img/board.png and docs/img/review.png when SHADOWGATE_TEST_UPDATE_DOCS=1 (how those in the docs were
+made).
 """
 
 from __future__ import annotations
@@ -11,17 +12,21 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
+from store.audit import entries
+from store.reviews import marks, queue
 from store.verdicts import latest
-from tests.dashboard.conftest import NAMES, Filled, Stores
+from tests.dashboard.conftest import NAMES, PASSWORD, USER, Filled, Stores
 from tests.integration.tapkit import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +43,7 @@ FLAGS = (
     "--disable-dev-shm-usage",
     "--window-size=1600,1400",
 )
+NOTE_FIELD = "input[aria-label^='Note']"
 LABELS = {"GO": "GO", "HOLD": "HOLD", "NO_GO": "NO-GO", "INSUFFICIENT_DATA": "INSUFFICIENT DATA"}
 
 
@@ -130,13 +136,68 @@ def test_the_board_renders_every_tenant_and_verdict_in_a_browser(
         assert f"{v.body['n']} pairs judged" in body
     time.sleep(1.0)  # let the charts' and badges' styles settle before the picture
 
-    shot = browser.get_screenshot_as_png()
+    _keep(browser.get_screenshot_as_png(), "board.png")
+
+
+def test_the_review_page_marks_a_flag_from_the_keyboard_in_a_browser(
+    served: tuple[str, Filled], browser: webdriver.Chrome
+) -> None:
+    url, filled = served
+    tenant, route = "klinik-edge", "chat"  # the flags the review tests mark (tests/dashboard/test_review.py)
+    waiting = queue(filled.engine, tenant=tenant, route=route)
+    assert len(waiting) >= 2
+    browser.set_window_size(1600, 1300)
+    wait = WebDriverWait(browser, 45, poll_frequency=0.25)
+    # The board first: until one run of app.py has called st.navigation, Streamlit 1.67 takes the
+    # dashboard/pages/ folder for an old-style multipage app, and a page's own URL runs it alone.
+    browser.get(url)
+    wait.until(lambda d: "Cutover board" in d.find_element(By.TAG_NAME, "body").text)
+    browser.get(f"{url}review?tenant={tenant}&route={route}")
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "input[aria-label='Name']"))
+    browser.find_element(By.CSS_SELECTOR, "input[aria-label='Name']").send_keys(USER)
+    browser.find_element(By.CSS_SELECTOR, "input[type='password']").send_keys(PASSWORD)
+    next(b for b in browser.find_elements(By.TAG_NAME, "button") if b.text.strip() == "Sign in").click()
+
+    def showing(key: str) -> Callable[[webdriver.Chrome], bool]:
+        def check(driver: webdriver.Chrome) -> bool:
+            body = driver.find_element(By.TAG_NAME, "body").text
+            return f"key {key}" in body and bool(driver.find_elements(By.CSS_SELECTOR, NOTE_FIELD))
+
+        return check
+
+    wait.until(showing(waiting[0].key))
+    assert f"1 of {len(waiting)} awaiting" in browser.find_element(By.TAG_NAME, "body").text
+    note = browser.find_element(By.CSS_SELECTOR, NOTE_FIELD)
+    note.click()
+    # Letters typed into the note stay in the note: Streamlit ignores plain-key shortcuts there.
+    note.send_keys("the candidate changed a figure the clinician reads: a real difference")
+    time.sleep(1.0)  # let the marks' styles settle before the picture
+    assert marks(filled.engine, [waiting[0].key]) == {}
+    _keep(browser.get_screenshot_as_png(), "review.png")
+    # Ctrl+Shift+D with the note still focused: a real difference, then the next pair.
+    ActionChains(browser).key_down(Keys.CONTROL).key_down(Keys.SHIFT).send_keys("d").key_up(
+        Keys.SHIFT
+    ).key_up(Keys.CONTROL).perform()
+    wait.until(showing(waiting[1].key))
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert f"Recorded: local:{USER} marks pair {waiting[0].key} a real difference" in body
+    assert marks(filled.engine, [waiting[0].key]) == {waiting[0].key: "real"}
+    last = entries(filled.engine, action="review", limit=1)[0]
+    assert (last.actor, last.reason) == (
+        f"local:{USER}",
+        "the candidate changed a figure the clinician reads: a real difference",
+    )
+    assert browser.find_element(By.CSS_SELECTOR, NOTE_FIELD).get_attribute("value") == ""
+
+
+def _keep(shot: bytes, name: str) -> None:
+    """A screenshot into the artifacts, and into docs/img with SHADOWGATE_TEST_UPDATE_DOCS=1."""
     assert shot.startswith(b"\x89PNG")
     assert len(shot) > 20_000  # a page, not a blank
     artifacts = Path(os.environ.get("SHADOWGATE_TEST_ARTIFACTS", ROOT / ".ci" / "artifacts"))
     artifacts.mkdir(parents=True, exist_ok=True)
-    (artifacts / "board.png").write_bytes(shot)
+    (artifacts / name).write_bytes(shot)
     if os.environ.get("SHADOWGATE_TEST_UPDATE_DOCS") == "1":
         docs = ROOT / "docs" / "img"
         docs.mkdir(parents=True, exist_ok=True)
-        (docs / "board.png").write_bytes(shot)
+        (docs / name).write_bytes(shot)
