@@ -17,7 +17,7 @@ from gate.policy import load_policy
 from gate.run import evaluate
 from store.audit import entries, verify
 from store.records import Payload, ScoredPair
-from store.reviews import ReviewError, awaiting, corpus_lines, mark, marks, queue
+from store.reviews import ReviewError, awaiting, corpus_lines, mark, marks, queue, reviewed
 from store.writes import save_scored
 from tests.integration.test_gate import pairs
 from tests.integration.test_store import pair
@@ -143,3 +143,20 @@ def test_reviewed_pairs_export_as_clinical_corpus_lines(store_engine: Engine) ->
     assert lines["review-r2"]["label"] == "equivalent"
     assert lines["review-r2"]["expected"] == []
     json.dumps(list(lines.values()))
+
+
+def test_a_queue_reviewer_overtaken_by_someone_else_records_nothing(flagged: Engine) -> None:
+    first, second = (f.key for f in queue(flagged, tenant="klinik-review")[:2])
+    mark(flagged, first, "real", by="dr.lim", note="the candidate halved the dose")
+    with pytest.raises(ReviewError, match=r"already marked real by dr\.lim"):
+        mark(flagged, first, "false_alarm", by="dr.aisyah", note="same dose", replace=False)
+    assert marks(flagged, [first]) == {first: "real"}
+    assert [e.actor for e in entries(flagged, action="review")] == ["dr.lim"]
+    mark(flagged, second, "false_alarm", by="dr.aisyah", note="dose written two ways", replace=False)
+    mark(flagged, first, "false_alarm", by="dr.aisyah", note="on second reading the same dose")
+    done = reviewed(flagged, tenant="klinik-review", route="chat")
+    assert [(r.key, r.mark, r.actor, r.note) for r in done] == [
+        (first, "false_alarm", "dr.aisyah", "on second reading the same dose"),
+        (second, "false_alarm", "dr.aisyah", "dose written two ways"),
+    ]
+    assert reviewed(flagged, tenant="klinik-review", route="audio") == []
