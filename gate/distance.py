@@ -5,26 +5,36 @@ from __future__ import annotations
 
 import math
 
-from gate import stats
+from gate.intervals import Bounds
 
 _MAX_PAIRS = 10_000_000  # beyond this, "no realistic number of pairs" is the honest answer
 
 
-def pairs_to_bound_quantile(q: float, alpha: float) -> int:
-    """The fewest values whose exact order-statistic interval bounds the q-quantile from above: the largest
-    value is an upper bound only once P(all n below the quantile) = q^n <= alpha / 2."""
-    return math.ceil(math.log(alpha / 2) / math.log(q))
+def pairs_to_bound_quantile(q: float, bounds: Bounds) -> int:
+    """The fewest values that can bound the q-quantile from above: the largest value becomes a bound only
+    once that many values all below the quantile would be too unlikely (for a fixed n: q^n <= alpha / 2)."""
+    high = 1
+    while not bounds.upper_bounded(high, q):
+        high *= 2
+    low = high // 2 + 1 if high > 1 else 1
+    while low < high:
+        mid = (low + high) // 2
+        if bounds.upper_bounded(mid, q):
+            high = mid
+        else:
+            low = mid + 1
+    return high
 
 
-def pairs_to_decide_rate(rate: float, n: int, limit: float, alpha: float) -> int | None:
-    """The fewest pairs at which a Wilson interval around the same observed `rate` excludes `limit`
-    (None when the rate sits on the limit, or only beyond any realistic count)."""
+def pairs_to_decide_rate(rate: float, n: int, limit: float, bounds: Bounds) -> int | None:
+    """The fewest pairs at which the bounds around the same observed `rate` exclude `limit` (None when the
+    rate sits on the limit, or only beyond any realistic count)."""
     if rate == limit:
         return None
 
     def decided(m: int) -> bool:
-        lo, hi = stats.wilson(round(rate * m), m, alpha)
-        return hi < limit if rate < limit else lo > limit
+        lo, hi = bounds.rate(round(rate * m), m, limit)
+        return hi <= limit if rate < limit else lo > limit
 
     high = max(n, 1)
     while not decided(high):

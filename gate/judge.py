@@ -1,28 +1,28 @@
 """The gate's judge: one tenant x route's samples and policy in, a verdict with its evidence out (pure).
 
-Each metric the route judges gets a statistic, a two-sided confidence interval and a status:
-PASS when the whole interval is on the good side of the policy's limit, FAIL when the whole interval is on
-the bad side, MARGINAL when the interval straddles the limit, NO_DATA when there are no values (a metric the
-policy marks `required` FAILs instead once more than `max_missing_rate` of the answered pairs lack it).
-Rates (errors, rerank top-1 agreement) use Wilson intervals; the clinical rates (critical contradictions,
-major omissions) are judged against production's own rate where the noise floor is measured (Newcombe's
-interval for a difference of two rates, against a small margin), else against an absolute ceiling; the
-p95 latency uses the exact order-statistic interval (valid with few pairs, where a bootstrap is not); means
-use a seeded percentile bootstrap, so the same samples always give the same verdict. Latency is also
-compared per request (candidate - primary) where both sides answered: median delta, its bootstrap interval
-and a rank-biserial effect size are in the latency reason.
+Each metric the route judges gets a statistic, bounds and a status: PASS when the bound on the good side is
+within the policy's limit, FAIL when the bound on the bad side is beyond it, MARGINAL in between, NO_DATA
+when there are no values (a metric the policy marks `required` FAILs instead once more than
+`max_missing_rate` of the answered pairs lack it). The bounds (gate/intervals.py, gate/sequences.py) are
+anytime-valid by default: rates from a beta-binomial mixture, the p95 latency from order statistics, means
+of bounded scores from an empirical-Bernstein sequence. The clinical rates (critical contradictions, major
+omissions) are judged against production's own rate where the noise floor is measured, against a small
+margin, else against an absolute ceiling. Latency is also compared per request (candidate - primary) where
+both sides answered: median delta, its bootstrap interval and a rank-biserial effect size are in the latency
+reason (shown, not judged).
 
 Verdict: fewer than `min_pairs` pairs -> INSUFFICIENT_DATA; any FAIL -> NO_GO (a critical metric's failure is
 named first, Kayenta-style: it cannot be outweighed); any MARGINAL -> HOLD, a person decides; a critical
-metric that cannot be computed -> HOLD; too many unscored pairs -> HOLD; otherwise GO. Every verdict
-lists its reasons in plain words and the keys of the worst pairs per metric.
+metric that cannot be computed -> HOLD; a critical clinical flag not yet reviewed (require_review) -> HOLD;
+too many unscored pairs -> HOLD; otherwise GO. Every verdict lists its reasons in plain words, how far a
+marginal metric is from a decision, and the keys of the worst pairs per metric.
 
 Repeated looks. The gate is run again and again while traffic accumulates, and each run is another chance of
-a wrong GO. The k-th look at a tenant x route under one policy version (k = samples.looks + 1) therefore uses
-alpha_k = alpha * 6 / (pi^2 * k^2) for its intervals; since the sum of 6 / (pi^2 * k^2) over all k is 1, the
-union bound keeps the chance of any wrong PASS over all looks, however many, at most alpha (alpha / 2 in
-fact, as a wrong PASS needs the interval's one far end on the wrong side). The price is wider intervals at
-later looks, paid in more pairs before a GO; the look count restarts when the policy version changes.
+a wrong GO. The anytime bounds hold at every look at once: the chance that any look at a growing sample
+passes a metric that is truly beyond its limit is at most `alpha`, however often the gate is run, and the
+chance of any wrong FAIL at most `no_go_alpha`. (The policy's `intervals = "per_look"` keeps the judge of
+before, which divided alpha between looks: alpha_k = alpha * 6 / (pi^2 * k^2) at the k-th look.) The look
+count restarts when the policy version changes and is reported with each verdict.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from typing import Any, Literal
 import numpy as np
 
 from gate import distance, stats
+from gate.intervals import Bounds
 from gate.policy import RoutePolicy
 from gate.samples import Samples
 
@@ -60,6 +61,15 @@ ROUTE_METRICS: dict[str, tuple[str, ...]] = {
     "other": ("error_rate", "candidate_p95_ms"),
 }
 _SEED = 20270102  # fixed: a verdict is a function of its inputs
+# The range each averaged metric's values lie in (the anytime bounds need one). Word and character error
+# rates can pass 1 with inserted words; a pair is counted at most 1 (every word wrong), documented.
+_RANGE: dict[str, tuple[float, float]] = {
+    "semantic_similarity": (-1.0, 1.0),
+    "rouge_l_f1": (0.0, 1.0),
+    "wer": (0.0, 1.0),
+    "cer": (0.0, 1.0),
+    "embed_rank_correlation": (-1.0, 1.0),
+}
 _WORST = 5  # example pairs per metric
 _WORST_MISMATCHES = 20  # every fact mismatch is worth reading, up to this many
 
@@ -106,7 +116,7 @@ class Verdict:
 class _Ctx:
     s: Samples
     p: RoutePolicy
-    alpha: float
+    b: Bounds
     rng: np.random.Generator
     answered: list[bool] = field(init=False)  # both sides answered in time: the pairs quality is judged on
 
@@ -120,7 +130,7 @@ class _Ctx:
 
     @property
     def ci(self) -> str:
-        return f"{100 * (1 - self.alpha):.1f} % CI"
+        return self.b.label
 
 
 def _status(lo: float, hi: float, limit: float, higher_is_better: bool) -> Status:
@@ -227,7 +237,7 @@ def _error_rate(c: _Ctx) -> tuple[MetricResult, list[str]]:
         "Candidate error rate",
         _pct,
         k / n,
-        stats.wilson(k, n, c.alpha),
+        c.b.rate(k, n, c.p.error_rate_max),
         c.p.error_rate_max,
         n,
         higher_is_better=False,
@@ -251,10 +261,10 @@ def _latency(c: _Ctx) -> tuple[MetricResult, list[str]]:
     both = [(m, pms) for _, m, pms, pf in rows if not pf]  # paired: both sides answered the same request
     extra, effect = "", None
     if both:
-        med, lo, hi, effect = stats.paired_delta([b[0] for b in both], [b[1] for b in both], c.alpha, c.rng)
+        med, lo, hi, effect = stats.paired_delta([b[0] for b in both], [b[1] for b in both], c.b.alpha, c.rng)
         extra = (
             f"; per request the candidate is {_ms(abs(med))} {'slower' if med > 0 else 'faster'} than the "
-            f"primary (median of {len(both)} paired deltas, {c.ci} {_ms(lo)} to {_ms(hi)}, "
+            f"primary (median of {len(both)} paired deltas, {_pct_ci(c.b.alpha)} {_ms(lo)} to {_ms(hi)}, "
             f"rank-biserial effect {effect:+.2f})"
         )
     r = _result(
@@ -264,7 +274,7 @@ def _latency(c: _Ctx) -> tuple[MetricResult, list[str]]:
         "Candidate p95 latency",
         _ms,
         float(np.percentile(ms, 95)),
-        stats.quantile_ci(ms, 0.95, c.alpha),
+        c.b.quantile(ms, 0.95),
         limit,
         len(ms),
         higher_is_better=False,
@@ -282,7 +292,8 @@ def _mean_metric(
         return _no_data(c, name, limit, label, len(vals), missing, total), _worst(
             keys, vals, not higher_is_better
         )
-    ci = stats.bootstrap_ci(vals, stats.mean, c.alpha, c.rng)
+    low, high = _RANGE[name]
+    ci = c.b.mean(vals[::-1], low, high, higher_is_better)  # oldest first: the order they arrived
     r = _result(c, name, "mean", label, _num, float(np.mean(vals)), ci, limit, len(vals), higher_is_better)
     return r, _worst(keys, vals, highest=not higher_is_better)
 
@@ -297,7 +308,7 @@ def _similarity(c: _Ctx) -> tuple[MetricResult, list[str]]:
     if not vals or (name in c.p.required and missing / total > c.p.max_missing_rate):
         return _no_data(c, name, limit, label, len(vals), missing, total), _worst(keys, vals, highest=False)
     floor = float(np.mean(noise))
-    ci = stats.two_sample_ci(vals, noise, stats.mean, c.alpha, c.rng)
+    ci = c.b.mean_difference(vals[::-1], noise[::-1], *_RANGE[name], higher_is_better=True)
     diff = float(np.mean(vals)) - floor
     status = _status(ci[0], ci[1], limit, higher_is_better=True)
     verdict = {"PASS": "within", "FAIL": "more than", "MARGINAL": "too close to call against"}[status]
@@ -332,7 +343,18 @@ def _rate_metric(
         return _no_data(c, name, limit, label, len(vals), missing, total), hits[:_WORST_MISMATCHES]
     n = len(vals)
     k = n - len(hits) if higher_is_better else len(hits)
-    r = _result(c, name, "rate", label, _pct, k / n, stats.wilson(k, n, c.alpha), limit, n, higher_is_better)
+    r = _result(
+        c,
+        name,
+        "rate",
+        label,
+        _pct,
+        k / n,
+        c.b.rate(k, n, limit, higher_is_better),
+        limit,
+        n,
+        higher_is_better,
+    )
     if not higher_is_better and hits:
         r = replace(r, reason=r.reason[:-1] + f"; {len(hits)} pair(s) disagree on facts.")
     return r, hits[:_WORST_MISMATCHES]
@@ -398,7 +420,7 @@ def _clinical_rate(
     skipped = f"; {missing} pair(s) without a clinical score not counted" if missing else ""
     if len(noise_flags) >= c.p.min_noise_pairs:
         kn, nn = sum(noise_flags), len(noise_flags)
-        lo, hi = stats.rate_difference(k, n, kn, nn, c.alpha)
+        lo, hi = c.b.rate_difference(k, n, kn, nn, margin)
         diff = k / n - kn / nn
         status = _status(lo, hi, margin, higher_is_better=False)
         verdict = {"PASS": "within", "FAIL": "more than", "MARGINAL": "too close to call against"}[status]
@@ -410,7 +432,7 @@ def _clinical_rate(
         r = MetricResult(name, status, "rate minus noise floor", diff, lo, hi, margin, n, crit, reason)
     else:
         r = _result(
-            c, name, "rate", label, _pct, k / n, stats.wilson(k, n, c.alpha), ceiling, n, False, extra=skipped
+            c, name, "rate", label, _pct, k / n, c.b.rate(k, n, ceiling), ceiling, n, False, extra=skipped
         )
     if hits:
         r = replace(r, reason=r.reason[:-1] + f"; {k} pair(s) flagged.")
@@ -426,6 +448,16 @@ def _noise_len(noise: dict[str, list[float | None]]) -> int:
     return max((len(v) for v in noise.values()), default=0)
 
 
+def _pct_ci(alpha: float) -> str:
+    return f"{100 * (1 - alpha):.1f} % CI"
+
+
+def _confidence(b: Bounds) -> str:
+    if b.method == "anytime":
+        return f"bounds valid at every look: at most {_pct(b.alpha)} chance of a wrong GO over all looks"
+    return f"{100 * (1 - b.alpha_used):.1f} % confidence"
+
+
 def _pp(v: float) -> str:
     return f"{100 * v:+.1f} pp" if math.isfinite(v) else "unbounded"
 
@@ -437,13 +469,13 @@ def _with_distance(c: _Ctx, r: MetricResult) -> MetricResult:
         return r
     extra = ""
     if r.statistic == "p95" and not math.isfinite(r.ci_high):
-        least = distance.pairs_to_bound_quantile(0.95, c.alpha)
+        least = distance.pairs_to_bound_quantile(0.95, c.b)
         extra = (
             f" {r.n} pairs cannot bound a 95th percentile from above at this confidence: that takes at "
             f"least {least} (the slowest of {least} answers is the first upper bound the data supports)."
         )
     elif r.statistic == "rate":
-        needed = distance.pairs_to_decide_rate(r.value, r.n, r.limit, c.alpha)
+        needed = distance.pairs_to_decide_rate(r.value, r.n, r.limit, c.b)
         extra = distance.sentence(r.n, needed)
     else:
         needed = distance.pairs_by_width(r.n, r.value, r.ci_low, r.ci_high, r.limit)
@@ -496,8 +528,10 @@ _ORDER: dict[Status, int] = {"FAIL": 0, "MARGINAL": 1, "NO_DATA": 2, "PASS": 3}
 def judge(samples: Samples, policy: RoutePolicy) -> Verdict:
     """The verdict for one tenant x route at look samples.looks + 1."""
     look = samples.looks + 1
-    alpha = stats.spent_alpha(policy.alpha, look)
-    c = _Ctx(samples, policy, alpha, np.random.default_rng(_SEED))
+    rng = np.random.default_rng(_SEED)
+    bounds = Bounds(policy.intervals, policy.alpha, policy.no_go_alpha, look, rng)
+    alpha = bounds.alpha_used
+    c = _Ctx(samples, policy, bounds, rng)
     names = [m for m in ROUTE_METRICS.get(samples.route, ROUTE_METRICS["other"]) if m not in policy.skip]
     metrics: list[MetricResult] = []
     worst: dict[str, list[str]] = {}
@@ -552,7 +586,7 @@ def judge(samples: Samples, policy: RoutePolicy) -> Verdict:
         )
     else:
         status = "GO"
-        head = f"Every judged metric passed at look {look} ({100 * (1 - alpha):.1f} % confidence)."
+        head = f"Every judged metric passed at look {look} ({_confidence(bounds)})."
     ordered = sorted(metrics, key=lambda m: (_ORDER[m.status], not m.critical))
     reasons = [
         head,

@@ -8,7 +8,7 @@ import re
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -40,6 +40,8 @@ class RoutePolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     alpha: float = Field(0.05, gt=0, lt=0.5)
+    no_go_alpha: float = Field(0.2, gt=0, lt=0.5)
+    intervals: Literal["anytime", "per_look"] = "anytime"
     window: str = "24h"
     min_pairs: int = Field(30, ge=1)
     max_missing_rate: float = Field(0.2, ge=0, le=1)
@@ -70,6 +72,21 @@ class RoutePolicy(BaseModel):
         if not _WINDOW.match(v):
             raise ValueError(f"window must be a number and a unit s, m, h or d (e.g. 24h), got {v!r}")
         return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RoutePolicy:
+        for name in self.critical:
+            if name in self.skip:
+                raise ValueError(f"{name} is both critical and skipped: a critical metric must be judged")
+        for name in self.required:
+            if name in self.skip:
+                raise ValueError(f"{name} is both required and skipped")
+        if self.candidate_p95_ms_max > self.candidate_timeout_ms:
+            raise ValueError(
+                f"candidate_p95_ms_max ({self.candidate_p95_ms_max:g} ms) is above candidate_timeout_ms "
+                f"({self.candidate_timeout_ms:g} ms), after which an answer counts as an error"
+            )
+        return self
 
     @field_validator("critical", "required", "skip")
     @classmethod

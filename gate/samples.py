@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -27,6 +28,27 @@ class Samples:
     looks: int = 0
     # A clinician's mark on a pair's critical clinical flag, by pair key: "real" or "false_alarm".
     reviews: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Corrupt or partial samples are refused in one sentence rather than judged wrongly."""
+        n = len(self.keys)
+        per_pair: dict[str, Sequence[object]] = {
+            "primary_ms": self.primary_ms,
+            "candidate_ms": self.candidate_ms,
+            "candidate_failed": self.candidate_failed,
+            "primary_failed": self.primary_failed,
+            **{f"metric {m}": v for m, v in self.metrics.items()},
+        }
+        for name, values in per_pair.items():
+            if len(values) != n:
+                raise ValueError(
+                    f"corrupt samples for {self.tenant} x {self.route}: {name} has {len(values)} values "
+                    f"for {n} pairs"
+                )
+        if len(set(self.keys)) != n:
+            raise ValueError(f"corrupt samples for {self.tenant} x {self.route}: a pair key appears twice")
+        if self.unscored < 0 or self.looks < 0:
+            raise ValueError(f"corrupt samples for {self.tenant} x {self.route}: negative counts")
 
     @property
     def n(self) -> int:

@@ -144,9 +144,10 @@ def rank_biserial(deltas: Floats) -> float:
 def paired_delta(
     a: Sequence[float] | Floats, b: Sequence[float] | Floats, alpha: float, rng: np.random.Generator
 ) -> tuple[float, float, float, float]:
-    """Per-request a - b: (median delta, bootstrap CI low, high, rank-biserial effect size)."""
+    """Per-request a - b: (median delta, its exact order-statistic CI low, high, rank-biserial effect size).
+    The interval is distribution-free and, unlike a bootstrap of the median, cheap on large windows."""
     d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
     if len(d) == 0:
         return math.nan, math.nan, math.nan, math.nan
-    lo, hi = bootstrap_ci(d, median, alpha, rng)
+    lo, hi = quantile_ci(d, 0.5, alpha)
     return float(np.median(d)), lo, hi, rank_biserial(d)

@@ -90,7 +90,7 @@ def run(settings: Settings, *, seconds: float, as_json: bool, config: Path | Non
     signal.signal(signal.SIGTERM, _interrupt)
     if seconds < 20:
         print(
-            f"note: {seconds:g} s of traffic give the equivalent clinic fewer than the 80 pairs per route "
+            f"note: {seconds:g} s of traffic give the equivalent clinic fewer than the 100 pairs per route "
             "that a GO needs under the demo policy; expect HOLD there (20 s or more decide every clinic)",
             file=sys.stderr,
         )

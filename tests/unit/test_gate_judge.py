@@ -7,13 +7,16 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from gate import distance, stats
+from gate.intervals import Bounds
 from gate.judge import MetricResult, Verdict, judge
 from gate.policy import RoutePolicy
 from gate.samples import Samples
 
 POLICY = RoutePolicy()  # chat limits: p95 <= 2 s, errors <= 5 %, similarity >= 0.55, facts <= 0.5 %
+BOUNDS = Bounds("anytime", POLICY.alpha, POLICY.no_go_alpha)  # the bounds the judge uses under POLICY
 CLEAN = 1200  # a clean candidate's pairs: enough for the 0.5 % critical-contradiction ceiling at look 1
 
 
@@ -77,7 +80,7 @@ def test_identical_answers_go() -> None:
         "omission_rate",
     }
     assert v.look == 1
-    assert v.alpha_used == stats.spent_alpha(0.05, 1)
+    assert v.alpha_used == 0.05  # anytime bounds: alpha is not divided between looks
     lat = by_name(v, "candidate_p95_ms")
     assert "300 ms faster than the primary" in lat.reason
     assert lat.effect_size == -1.0
@@ -139,14 +142,14 @@ def test_timeouts_count_as_errors() -> None:
 def test_similarity_against_the_noise_floor() -> None:
     rng = np.random.default_rng(2)
     cand: list[float | None] = [
-        float(x) for x in rng.normal(0.50, 0.03, 500)
+        float(x) for x in rng.normal(0.50, 0.03, 2000)
     ]  # below the 0.55 absolute floor ...
-    noise: list[float | None] = [float(x) for x in rng.normal(0.51, 0.03, 200)]  # ... but so is the noise
-    v = judge(make(500, metrics={"semantic_similarity": cand}, noise={"semantic_similarity": noise}), POLICY)
+    noise: list[float | None] = [float(x) for x in rng.normal(0.51, 0.03, 1000)]  # ... but so is the noise
+    v = judge(make(2000, metrics={"semantic_similarity": cand}, noise={"semantic_similarity": noise}), POLICY)
     sim = by_name(v, "semantic_similarity")
     assert sim.status == "PASS", sim.reason
     assert "noise floor" in sim.reason
-    v = judge(make(500, metrics={"semantic_similarity": cand}), POLICY)  # no noise: absolute floor
+    v = judge(make(2000, metrics={"semantic_similarity": cand}), POLICY)  # no noise: absolute floor
     assert by_name(v, "semantic_similarity").status == "FAIL"
 
 
@@ -221,13 +224,14 @@ def test_a_candidate_that_changes_one_dose_in_a_hundred_never_goes() -> None:
 
 
 def test_critical_contradictions_are_judged_against_production_s_own_rate() -> None:
-    # Production contradicts itself on 1 % of requests; a candidate at the same rate is no worse.
-    same = judge(
-        make(4000, metrics={"clinical_ok": flags(4000, 100)}), POLICY.model_copy(update={"alpha": 0.2})
-    )
+    # Production contradicts itself on 1 % of requests; a candidate at the same rate is no worse. Both rates'
+    # uncertainty counts, at every look: at a 1 % rate that takes many pairs (fewer where production is
+    # steadier).
+    n = 20_000
+    same = judge(make(4000, metrics={"clinical_ok": flags(4000, 100)}), POLICY)
     assert by_name(same, "fact_mismatch_rate").status == "FAIL"  # no noise floor: the 0.5 % ceiling
     with_noise = judge(
-        make(4000, metrics={"clinical_ok": flags(4000, 100)}, noise={"clinical_ok": flags(4000, 100)}), POLICY
+        make(n, metrics={"clinical_ok": flags(n, 100)}, noise={"clinical_ok": flags(n, 100)}), POLICY
     )
     facts = by_name(with_noise, "fact_mismatch_rate")
     assert facts.status == "PASS", facts.reason
@@ -286,18 +290,18 @@ def test_the_rate_difference_interval_covers_at_its_level() -> None:
 
 
 def test_an_unbounded_p95_says_why() -> None:
-    v = judge(make(80, metrics={"clinical_ok": [1.0] * 80}), POLICY.model_copy(update={"min_pairs": 30}))
+    v = judge(make(50, metrics={"clinical_ok": [1.0] * 50}), POLICY)
     lat = by_name(v, "candidate_p95_ms")
     assert lat.status == "MARGINAL"
-    least = distance.pairs_to_bound_quantile(0.95, v.alpha_used)
-    assert least > 80
+    least = distance.pairs_to_bound_quantile(0.95, BOUNDS)
+    assert least > 50
     assert (
-        f"80 pairs cannot bound a 95th percentile from above at this confidence: that takes at least {least}"
+        f"50 pairs cannot bound a 95th percentile from above at this confidence: that takes at least {least}"
         in (lat.reason)
     )
-    # And it is true: with that many pairs the bound exists.
-    assert math.isfinite(stats.quantile_ci(list(range(least)), 0.95, v.alpha_used)[1])
-    assert not math.isfinite(stats.quantile_ci(list(range(least - 1)), 0.95, v.alpha_used)[1])
+    # And it is true: with that many pairs the bound exists, with one fewer it does not.
+    assert math.isfinite(BOUNDS.quantile(list(range(least)), 0.95)[1])
+    assert not math.isfinite(BOUNDS.quantile(list(range(least - 1)), 0.95)[1])
 
 
 def test_a_marginal_rate_says_how_many_more_pairs_would_decide_it() -> None:
@@ -305,11 +309,11 @@ def test_a_marginal_rate_says_how_many_more_pairs_would_decide_it() -> None:
     v = judge(make(n), POLICY)  # 600 clean pairs against the 0.5 % ceiling
     facts = by_name(v, "fact_mismatch_rate")
     assert facts.status == "MARGINAL"
-    needed = distance.pairs_to_decide_rate(0.0, n, 0.005, v.alpha_used)
+    needed = distance.pairs_to_decide_rate(0.0, n, 0.005, BOUNDS)
     assert needed is not None
     assert f"about {needed - n:,} more pairs ({needed:,} in all) would decide it" in facts.reason
     # The claim holds: with that many clean pairs the rate passes, with one fewer it is still marginal.
-    assert stats.wilson(0, needed, v.alpha_used)[1] < 0.005 <= stats.wilson(0, needed - 1, v.alpha_used)[1]
+    assert BOUNDS.rate(0, needed, 0.005)[1] <= 0.005 < BOUNDS.rate(0, needed - 1, 0.005)[1]
 
 
 def test_a_rate_on_its_limit_is_never_decided() -> None:
@@ -353,3 +357,21 @@ def test_reviewed_false_alarms_are_counted_out_and_real_differences_in() -> None
     assert cleared.status == "GO", cleared.reasons
     real = {f"1700000000000-{i}": "real" for i in bad}
     assert judge(Samples(**{**base.__dict__, "reviews": real}), POLICY).status == "NO_GO"
+
+
+# --- bad input ------------------------------------------------------------------------------------------
+
+
+def test_corrupt_or_partial_samples_are_refused_in_one_sentence() -> None:
+    good = make(40)
+    with pytest.raises(ValueError, match="candidate_ms has 39 values for 40 pairs"):
+        Samples(**{**good.__dict__, "candidate_ms": good.candidate_ms[:-1]})
+    with pytest.raises(ValueError, match="metric clinical_ok has 41 values for 40 pairs"):
+        Samples(**{**good.__dict__, "metrics": {**good.metrics, "clinical_ok": [1.0] * 41}})
+    with pytest.raises(ValueError, match="a pair key appears twice"):
+        Samples(**{**good.__dict__, "keys": ["k"] * 40})
+    # values that cannot be measurements are missing, never a pass
+    nan: list[float | None] = [math.nan] * CLEAN
+    v = judge(make(CLEAN, metrics={"clinical_ok": nan}), POLICY)
+    assert v.status == "HOLD"
+    assert by_name(v, "fact_mismatch_rate").status == "NO_DATA"

@@ -46,6 +46,12 @@ def test_tenant_overrides_merge_over_route_defaults(tmp_path: Path) -> None:
         ("[routes.chat]\nwer_maxx = 0.1\n", "routes.chat: wer_maxx"),
         ("[tenants.t.routes.audio]\ncritical = ['speed']\n", "unknown metric(s) speed"),
         ("[tenants.t]\nroutes = 3\n", "must be a table"),
+        # contradictory limits
+        ("[defaults]\nskip = ['fact_mismatch_rate']\n", "both critical and skipped"),
+        ("[routes.audio]\nrequired = ['wer']\nskip = ['wer']\n", "wer is both required and skipped"),
+        ("[tenants.t]\ncandidate_timeout_ms = 1500\n", "above candidate_timeout_ms"),
+        ("[defaults]\nno_go_alpha = 0.5\n", "no_go_alpha"),
+        ("[defaults]\nintervals = 'bayes'\n", "intervals"),
     ],
 )
 def test_bad_files_fail_with_one_sentence(tmp_path: Path, text: str, says: str) -> None:
