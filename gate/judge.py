@@ -8,8 +8,8 @@ anytime-valid by default: rates from a beta-binomial mixture, the p95 latency fr
 of bounded scores from an empirical-Bernstein sequence. The clinical rates (critical contradictions, major
 omissions) are judged against production's own rate where the noise floor is measured, against a small
 margin, else against an absolute ceiling. Latency is also compared per request (candidate - primary) where
-both sides answered: median delta, its bootstrap interval and a rank-biserial effect size are in the latency
-reason (shown, not judged).
+both sides answered: median delta, its order-statistic interval and a rank-biserial effect size are in the
+latency reason (shown, not judged).
 
 Verdict: fewer than `min_pairs` pairs -> INSUFFICIENT_DATA; any FAIL -> NO_GO (a critical metric's failure is
 named first, Kayenta-style: it cannot be outweighed); any MARGINAL -> HOLD, a person decides; a critical

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, text
 
 from comparators.scoring import Result
 from gate.http import build_app
-from gate.policy import load_policy
+from gate.policy import Policy, load_policy
 from gate.run import EXIT_NO_GO, EXIT_UNDECIDED, decide, evaluate
 from shadowgate.settings import ConfigError
 from store.audit import entries, verify
@@ -95,15 +95,23 @@ def test_verdicts_are_explained_stored_and_audited(filled: Engine) -> None:
     assert len(audit) == 3
     assert verify(filled).ok
 
-    # A second look at the same data is judged at look 2, with a smaller alpha.
+    # A second look at the same data is look 2, at the same alpha and with the same verdict: the bounds
+    # hold at every look at once, so looking again neither spends nor needs anything.
     again = {v["tenant"]: v for v in evaluate(filled, policy).verdicts}
     assert again["klinik-good"]["look"] == 2
-    assert again["klinik-good"]["alpha_used"] < by_tenant["klinik-good"]["alpha_used"]
-    # At look 3 the same 400 clean pairs no longer prove a fact-mismatch rate under 2 % at the smaller
-    # alpha: the gate holds instead of handing out a GO that repeated looking made cheap.
-    third = evaluate(filled, policy, tenant="klinik-good", record=False)
-    assert third.verdicts[0]["look"] == 3
-    assert third.verdicts[0]["status"] == "HOLD"
+    assert again["klinik-good"]["alpha_used"] == by_tenant["klinik-good"]["alpha_used"] == 0.05
+    assert again["klinik-good"]["status"] == "GO"
+    # The judge of before (intervals = "per_look") divided alpha between looks: by look 3 the same 1,200
+    # clean pairs no longer proved a critical-contradiction rate under 0.5 %, and it held.
+    data = policy.model_dump()
+    data["defaults"]["intervals"] = "per_look"
+    per_look = Policy.model_validate(data)
+    verdicts = [evaluate(filled, per_look, tenant="klinik-good").verdicts[0] for _ in range(3)]
+    assert [v["look"] for v in verdicts] == [1, 2, 3]
+    assert verdicts[0]["status"] == "GO"
+    assert verdicts[2]["status"] == "HOLD"
+    assert verdicts[2]["alpha_used"] < verdicts[0]["alpha_used"]
+    third = evaluate(filled, per_look, tenant="klinik-good", record=False)
     assert third.exit_code == EXIT_UNDECIDED
 
 
