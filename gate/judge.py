@@ -387,8 +387,14 @@ def _clinical_rate(
     """The share of pairs with a clinical failure, judged against production's own share where the noise
     floor (primary vs secondary on the same requests) is measured, else against an absolute ceiling. A
     critical metric that cannot be computed on more than `critical_missing_max` of the answered pairs
-    (tool calls only, empty or unreadable answers) is NO_DATA, which never lets the verdict be GO."""
+    (tool calls only, empty or unreadable answers) is NO_DATA, which never lets the verdict be GO.
+
+    Critical flags go to a clinician. A flag marked a false alarm is counted out, one marked real counted
+    in; with `require_review`, a flag nobody has marked yet counts against a GO (the bound a PASS rests on
+    includes it) but not towards a NO-GO (the bound a FAIL rests on counts only confirmed flags): until a
+    clinician has looked, a rate that is high only through unconfirmed flags is a HOLD, never a NO-GO."""
     hits: list[str] = []
+    unconfirmed = 0
     n = missing = total = 0
     for i, (key, ok) in enumerate(zip(c.s.keys, c.answered, strict=True)):
         if not ok:
@@ -398,8 +404,10 @@ def _clinical_rate(
         if flag is None:
             missing += 1
             continue
-        if flag and name == "fact_mismatch_rate" and c.s.reviews.get(key) == "false_alarm":
+        reviewed = c.s.reviews.get(key) if name == "fact_mismatch_rate" else "real"
+        if flag and reviewed == "false_alarm":
             flag = False  # a clinician found the scorer wrong: counted out
+        unconfirmed += bool(flag and reviewed is None and c.p.require_review)
         n += 1
         if flag:
             hits.append(key)
@@ -416,11 +424,13 @@ def _clinical_rate(
     if n == 0:
         return _no_data(c, name, ceiling, label, 0, 0, 0), []
     k = len(hits)
+    confirmed = k - unconfirmed  # the count a FAIL may rest on
     noise_flags = [f for f in (bad(c.s.noise, i) for i in range(_noise_len(c.s.noise))) if f is not None]
     skipped = f"; {missing} pair(s) without a clinical score not counted" if missing else ""
     if len(noise_flags) >= c.p.min_noise_pairs:
         kn, nn = sum(noise_flags), len(noise_flags)
-        lo, hi = c.b.rate_difference(k, n, kn, nn, margin)
+        lo = c.b.rate_difference(confirmed, n, kn, nn, margin)[0]
+        hi = c.b.rate_difference(k, n, kn, nn, margin)[1]
         diff = k / n - kn / nn
         status = _status(lo, hi, margin, higher_is_better=False)
         verdict = {"PASS": "within", "FAIL": "more than", "MARGINAL": "too close to call against"}[status]
@@ -431,11 +441,11 @@ def _clinical_rate(
         )
         r = MetricResult(name, status, "rate minus noise floor", diff, lo, hi, margin, n, crit, reason)
     else:
-        r = _result(
-            c, name, "rate", label, _pct, k / n, c.b.rate(k, n, ceiling), ceiling, n, False, extra=skipped
-        )
+        ci = c.b.rate(confirmed, n, ceiling)[0], c.b.rate(k, n, ceiling)[1]
+        r = _result(c, name, "rate", label, _pct, k / n, ci, ceiling, n, False, extra=skipped)
     if hits:
-        r = replace(r, reason=r.reason[:-1] + f"; {k} pair(s) flagged.")
+        waiting = f", {unconfirmed} of them not yet reviewed (they count against a GO, not for a NO-GO)"
+        r = replace(r, reason=r.reason[:-1] + f"; {k} pair(s) flagged{waiting if unconfirmed else ''}.")
     return r, hits[:_WORST_MISMATCHES]
 
 

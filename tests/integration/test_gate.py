@@ -23,6 +23,7 @@ from gate.run import EXIT_NO_GO, EXIT_UNDECIDED, decide, evaluate
 from shadowgate.settings import ConfigError
 from store.audit import entries, verify
 from store.records import ScoredPair, SideMeta
+from store.reviews import mark
 from store.verdicts import latest
 from store.writes import save_scored
 
@@ -68,6 +69,8 @@ def pairs(tenant: str, n: int, *, mismatch_every: int = 0, seed: int = 0) -> lis
 def filled(store_engine: Engine) -> Engine:
     save_scored(store_engine, pairs("klinik-good", 1200, seed=1))
     save_scored(store_engine, pairs("klinik-dose", 400, mismatch_every=10, seed=2))
+    for i in range(0, 400, 10):  # a clinician confirmed every flag: a NO-GO may rest on them
+        mark(store_engine, f"klinik-dose-{i}-0", "real", by="dr-aminah", note="the dose differs")
     save_scored(store_engine, pairs("klinik-few", 10, seed=3))
     return store_engine
 

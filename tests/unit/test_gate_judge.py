@@ -50,6 +50,14 @@ def make(
     )
 
 
+def confirmed(s: Samples) -> Samples:
+    """The same samples with every critical flag marked a real difference by a clinician."""
+    ok = s.metrics.get("clinical_ok", [])
+    return Samples(
+        **{**s.__dict__, "reviews": {k: "real" for k, v in zip(s.keys, ok, strict=True) if v == 0.0}}
+    )
+
+
 def by_name(v: Verdict, name: str) -> MetricResult:
     return next(m for m in v.metrics if m.name == name)
 
@@ -100,7 +108,7 @@ def test_critical_fact_mismatch_is_no_go_and_names_the_pairs() -> None:
     bad = [3, 50, 51, 200, 333, 410, 599, 12, 77, 90, 120, 150, 180, 250, 260, 270, 280, 290, 300, 310]
     for i in bad:
         ok[i] = 0.0  # 20 of 600 (3.3 %) against a 0.5 % ceiling
-    v = judge(make(600, metrics={"clinical_ok": ok}), POLICY)
+    v = judge(confirmed(make(600, metrics={"clinical_ok": ok})), POLICY)
     assert v.status == "NO_GO"
     facts = by_name(v, "fact_mismatch_rate")
     assert facts.status == "FAIL"
@@ -218,7 +226,7 @@ def test_a_candidate_that_changes_one_dose_in_a_hundred_never_goes() -> None:
     for n in (1000, 2000, 5000):
         v = judge(make(n, metrics={"clinical_ok": flags(n, 100)}), POLICY)
         assert v.status != "GO", (n, v.reasons)
-    v = judge(make(2000, metrics={"clinical_ok": flags(2000, 100)}), POLICY)
+    v = judge(confirmed(make(2000, metrics={"clinical_ok": flags(2000, 100)})), POLICY)
     assert v.status == "NO_GO"
     assert by_name(v, "fact_mismatch_rate").status == "FAIL"
 
@@ -228,7 +236,7 @@ def test_critical_contradictions_are_judged_against_production_s_own_rate() -> N
     # uncertainty counts, at every look: at a 1 % rate that takes many pairs (fewer where production is
     # steadier).
     n = 20_000
-    same = judge(make(4000, metrics={"clinical_ok": flags(4000, 100)}), POLICY)
+    same = judge(confirmed(make(4000, metrics={"clinical_ok": flags(4000, 100)})), POLICY)
     assert by_name(same, "fact_mismatch_rate").status == "FAIL"  # no noise floor: the 0.5 % ceiling
     with_noise = judge(
         make(n, metrics={"clinical_ok": flags(n, 100)}, noise={"clinical_ok": flags(n, 100)}), POLICY
@@ -239,7 +247,10 @@ def test_critical_contradictions_are_judged_against_production_s_own_rate() -> N
     assert "against production's own 1.0 %" in facts.reason
     # Three times production's rate is NO-GO whatever the sample.
     worse = judge(
-        make(4000, metrics={"clinical_ok": flags(4000, 33)}, noise={"clinical_ok": flags(4000, 100)}), POLICY
+        confirmed(
+            make(4000, metrics={"clinical_ok": flags(4000, 33)}, noise={"clinical_ok": flags(4000, 100)})
+        ),
+        POLICY,
     )
     assert worse.status == "NO_GO"
     assert by_name(worse, "fact_mismatch_rate").status == "FAIL"
@@ -344,13 +355,32 @@ def test_an_unreviewed_critical_flag_holds_a_go() -> None:
     assert judge(flagged_samples({}), POLICY.model_copy(update={"require_review": False})).status != "HOLD"
 
 
+def test_unconfirmed_flags_count_against_a_go_but_never_make_a_no_go() -> None:
+    """A scorer with 2.2 % false alarms on an equivalent candidate: before any review the verdict is HOLD
+    (the flags could all be real, so no GO; they could all be false, so no NO-GO). Without reviews in the
+    policy, the flags are taken as they are."""
+    n = 2000
+    s = make(n, metrics={"clinical_ok": flags(n, 45)})  # 44 flags: 2.2 %
+    v = judge(s, POLICY)
+    assert v.status == "HOLD", v.reasons
+    facts = by_name(v, "fact_mismatch_rate")
+    assert facts.status == "MARGINAL"
+    assert facts.ci_low == 0.0  # the NO-GO side counts no confirmed flag
+    assert facts.ci_high is not None
+    assert facts.ci_high > 0.02  # the GO side counts all 44
+    assert judge(s, POLICY.model_copy(update={"require_review": False})).status == "NO_GO"
+    assert judge(confirmed(s), POLICY).status == "NO_GO"
+
+
 def test_reviewed_false_alarms_are_counted_out_and_real_differences_in() -> None:
     ok: list[float | None] = [1.0] * CLEAN
     bad = list(range(0, CLEAN, 60))  # 20 flags: 1.7 %, over the 0.5 % ceiling
     for i in bad:
         ok[i] = 0.0
     base = make(CLEAN, metrics={"clinical_ok": ok})
-    assert judge(base, POLICY).status == "NO_GO"
+    unreviewed = judge(base, POLICY)
+    assert unreviewed.status == "HOLD"  # a NO-GO needs flags a clinician confirmed
+    assert "20 of them not yet reviewed" in by_name(unreviewed, "fact_mismatch_rate").reason
     false_alarms = {f"1700000000000-{i}": "false_alarm" for i in bad}
     cleared = judge(Samples(**{**base.__dict__, "reviews": false_alarms}), POLICY)
     assert by_name(cleared, "fact_mismatch_rate").value == 0.0
