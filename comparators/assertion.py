@@ -144,18 +144,22 @@ def tokens(norm: str) -> Tokens:
     starts: list[int] = []
     ends: list[int] = []
     breaks: list[bool] = []
-    for m in _SPACED_TOKEN.finditer(norm):
-        word = m[2]
-        if word == "?" and _ANSWERED.match(norm, m.end()):
+    curly = "’" in norm
+    end = 0
+    # Tokens follow one another: each starts where the spaces after the one before end.
+    for space, word in _SPACED_TOKEN.findall(norm):
+        start = end + len(space)
+        end = start + len(word)
+        if word == "?" and _ANSWERED.match(norm, end):
             word = ":"  # "Any fever? No." reads as "fever: no"
-        elif word in ("?", "!") and not (word == "?" and _queries(norm, m.start(2), m.end())):
+        elif (word == "?" or word == "!") and not (word == "?" and _queries(norm, start, end)):
             word = "."
-        elif "’" in word:
+        elif curly and "’" in word:
             word = word.replace("’", "'")
         words.append(word)
-        starts.append(m.start(2))
-        ends.append(m.end())
-        breaks.append("\n" in m[1])
+        starts.append(start)
+        ends.append(end)
+        breaks.append("\n" in space)
     return Tokens(words, starts, ends, breaks)
 
 
@@ -198,12 +202,13 @@ def states(t: Tokens, term_ends: set[int] | None = None) -> tuple[list[State], l
     state: list[State] = ["present"] * n
     cue = [False] * n
     scopes: list[tuple[int, int, State]] = []
-    i = 0
     words = t.words
-    while i < n:
-        if words[i] not in _CUE_STARTS:
-            i += 1
+    i = 0
+    # Only where a cue can start (the loop below moves on by one word, or past a cue or its scope).
+    for at in [k for k, w in enumerate(words) if w in _CUE_STARTS]:
+        if at < i:
             continue
+        i = at
         size, _ = _match(_PSEUDO_INDEX, t.words, i)
         if size:
             cue[i : i + size] = [True] * min(size, n - i)
@@ -307,8 +312,12 @@ def _backward(
     finding or test directly ("neck stiffness negative photophobia negative", said without stops)."""
     n = len(t.words)
     i = 0
-    while i < n:
-        if cue[i] or (t.words[i] not in _BACKWARD_INDEX and t.words[i] != "("):
+    # Only where a backward cue or a sign can start (the loop moves on by one word, or past a cue).
+    for at in [k for k, w in enumerate(t.words) if w in _BACKWARD_INDEX or w == "("]:
+        if at < i:
+            continue
+        i = at
+        if cue[i]:
             i += 1
             continue
         kind: State

@@ -38,10 +38,14 @@ class Lexicon:
     def terms(self, words: list[str]) -> list[Term]:
         """Every lexicon term in `words`, longest first at each place, never overlapping."""
         found: list[Term] = []
+        index = self.index
         i = 0
-        n = len(words)
-        while i < n:
-            entries = self.index.get(words[i])
+        # Only where a term can start: a listed first word, or a word with "/" or "+" in it.
+        for at in [k for k, w in enumerate(words) if w in index or "/" in w or "+" in w]:
+            if at < i:
+                continue
+            i = at
+            entries = index.get(words[i])
             matched = 0
             if entries:
                 for spelling, category, key in entries:

@@ -8,6 +8,7 @@ import unicodedata
 from dataclasses import dataclass
 from fractions import Fraction
 
+from comparators.anchors import Anchored, Anchors
 from comparators.lexicon import alternation
 
 # Words that are a number on their own (English, Malay).
@@ -39,10 +40,13 @@ _NUMWORD = alternation(_ALL - _POINT)
 _DIGITWORD = alternation(_UNITS)
 _POINT_RE = rf"(?:point|perpuluhan)(?:\s+(?:{_DIGITWORD}))+"
 _AND = r"(?:(?<=hundred)|(?<=thousand)|(?<=ratus)|(?<=ribu))\s+(?:and|dan)\s+"
-_RUN = re.compile(
-    rf"(?<![\w'’-])(?:(?:a\s+)?(?:{_NUMWORD})|{_POINT_RE})"  # not inside a word: "kedua-dua", "se-"
-    rf"(?:(?:\s+|-)(?:{_NUMWORD}|{_POINT_RE})|{_AND}(?:{_NUMWORD})|\s+(?:and|dan)\s+(?:a\s+)?half)*\b"
-    r"|\b(?:half|a\s+quarter)\b",
+_RUN = Anchored(
+    re.compile(
+        rf"(?<![\w'’-])(?:(?:a\s+)?(?:{_NUMWORD})|{_POINT_RE})"  # not inside a word: "kedua-dua", "se-"
+        rf"(?:(?:\s+|-)(?:{_NUMWORD}|{_POINT_RE})|{_AND}(?:{_NUMWORD})|\s+(?:and|dan)\s+(?:a\s+)?half)*\b"
+        r"|\b(?:half|a\s+quarter)\b",
+    ),
+    words={*(_ALL - _POINT), *_POINT, "a", "half"},  # a run starts with a whole number word (or "a")
 )
 _TOKENS = re.compile(r"[a-z]+|\d+")
 
@@ -182,6 +186,11 @@ _EXPANDS = re.compile(r"[^\x00-\x7f]")
 
 def read(original: str) -> Text:
     """The text as the fact extractor reads it (see the module docstring)."""
+    return read_with_anchors(original)[0]
+
+
+def read_with_anchors(original: str) -> tuple[Text, Anchors]:
+    """`read`, and the anchors of the normalized text (comparators/anchors.py)."""
     pieces: list[tuple[str, int, int]] = []  # (normalized piece, original start, original end)
     # Characters NFKC expands ("½" → "1/2", "℃" → "°c") are expanded here, keeping their span.
     position = 0
@@ -199,7 +208,8 @@ def read(original: str) -> Text:
     # Number words become digits.
     replaced: list[tuple[str, int, int]] = []  # in `lowered` coordinates
     position = 0
-    for m in _RUN.finditer(lowered):
+    anchors = Anchors(lowered)
+    for m in _RUN.finditer(anchors):
         tokens = _TOKENS.findall(m[0])
         if all(t.isdigit() or t in ("and", "dan", "a") for t in tokens):
             continue
@@ -210,12 +220,13 @@ def read(original: str) -> Text:
         replaced.append((" ".join(numbers), m.start(), m.end()))
         position = m.end()
     if not replaced:
-        return Text(original, lowered, base_offsets)
+        return Text(original, lowered, base_offsets), anchors
     replaced.append((lowered[position:], position, len(lowered)))
     offsets = _offsets(replaced)
     if base_offsets is not None:
         offsets = [base_offsets[i] for i in offsets]
-    return Text(original, "".join(p for p, _, _ in replaced), offsets)
+    norm = "".join(p for p, _, _ in replaced)
+    return Text(original, norm, offsets), Anchors(norm)
 
 
 def _offsets(pieces: list[tuple[str, int, int]]) -> list[int]:
