@@ -1008,9 +1008,10 @@ def _laterality(r: _Reader) -> None:
     by_first = {t.first: t for t in anchors}
     by_last = {t.last - 1: t for t in anchors}
     skip = -1
-    for i, w in enumerate(words):
-        side = _SIDES.get(w)
-        if side is None or i <= skip:
+    for i in [k for k, w in enumerate(words) if w in _SIDES]:
+        w = words[i]
+        side = _SIDES[w]
+        if i <= skip:
             continue
         if w in ("l", "r", "lt", "rt") and not _shouted_token(r, i):
             continue
@@ -1089,9 +1090,9 @@ def _findings(
         start, end = r.char(term.first, term.last)
         r.add("finding", term.key, slot, state, "", start, end)
         seen.update(range(term.first, term.last))
-    for i, w in enumerate(t.words):
-        if w in _INHERENTLY and i not in seen:
-            concept, inherent = _INHERENTLY[w]
+    for i in [k for k, w in enumerate(t.words) if w in _INHERENTLY]:
+        if i not in seen:
+            concept, inherent = _INHERENTLY[t.words[i]]
             start, end = r.char(i, i + 1)
             r.add("finding", concept, "assertion", inherent, "", start, end)
     # Findings no vocabulary lists: each phrase a cue governs is looked up on both sides by its words.
