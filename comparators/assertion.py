@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Literal
 
 from comparators.lexicon import TOKEN, words
@@ -140,26 +141,21 @@ def _queries(norm: str, start: int, end: int) -> bool:
 def tokens(norm: str) -> Tokens:
     """Word tokens of a normalized text. A "?" before a diagnosis is a cue ("?pneumonia", "A: ? DVT"); any
     other "?" or "!" ends a sentence, as "." does."""
-    words: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    breaks: list[bool] = []
-    curly = "’" in norm
-    end = 0
+    pairs = _SPACED_TOKEN.findall(norm)  # (spaces before, token)
+    words = [word for _, word in pairs]
     # Tokens follow one another: each starts where the spaces after the one before end.
-    for space, word in _SPACED_TOKEN.findall(norm):
-        start = end + len(space)
-        end = start + len(word)
-        if word == "?" and _ANSWERED.match(norm, end):
-            word = ":"  # "Any fever? No." reads as "fever: no"
-        elif (word == "?" or word == "!") and not (word == "?" and _queries(norm, start, end)):
-            word = "."
-        elif curly and "’" in word:
-            word = word.replace("’", "'")
-        words.append(word)
-        starts.append(start)
-        ends.append(end)
-        breaks.append("\n" in space)
+    ends = list(accumulate(len(space) + len(word) for space, word in pairs))
+    starts = [end - len(word) for end, word in zip(ends, words, strict=True)]
+    breaks = ["\n" in space for space, _ in pairs]
+    if "?" in norm or "!" in norm or "’" in norm:
+        for i in [k for k, word in enumerate(words) if word in ("?", "!") or "’" in word]:
+            word = words[i]
+            if word == "?" and _ANSWERED.match(norm, ends[i]):
+                words[i] = ":"  # "Any fever? No." reads as "fever: no"
+            elif word in ("?", "!") and not (word == "?" and _queries(norm, starts[i], ends[i])):
+                words[i] = "."
+            elif "’" in word:
+                words[i] = word.replace("’", "'")
     return Tokens(words, starts, ends, breaks)
 
 
@@ -223,7 +219,10 @@ def states(t: Tokens, term_ends: set[int] | None = None) -> tuple[list[State], l
             (
                 k + b
                 for k in range(i, i + size)
-                if (b := _match(_BACKWARD_INDEX, words, k)[0]) and k + b > i + size and _clause_ends(t, k + b)
+                if words[k] in _BACKWARD_INDEX
+                and (b := _match(_BACKWARD_INDEX, words, k)[0])
+                and k + b > i + size
+                and _clause_ends(t, k + b)
             ),
             0,
         )
@@ -259,9 +258,13 @@ def _forward_scope(t: Tokens, first: int, kind: State) -> int:
             total += 1
             j += 1
             continue
-        if _ends_scope(t, j) or _match(_FORWARD_INDEX, t.words, j)[0] or _match(_PSEUDO_INDEX, t.words, j)[0]:
+        if (
+            _ends_scope(t, j)
+            or (w in _FORWARD_INDEX and _match(_FORWARD_INDEX, t.words, j)[0])
+            or (w in _PSEUDO_INDEX and _match(_PSEUDO_INDEX, t.words, j)[0])
+        ):
             break
-        if _has_digit(w) or _match(_BACKWARD_INDEX, t.words, j)[0]:
+        if _has_digit(w) or (w in _BACKWARD_INDEX and _match(_BACKWARD_INDEX, t.words, j)[0]):
             break  # a measurement is no finding ("tidak teratur, RR 18"); a result word ends the scope
         if w in _JOINERS:
             # A scope never starts with a joiner, and "no fever and has a cough" ends the list, as

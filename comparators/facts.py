@@ -156,7 +156,7 @@ def shown(text: str) -> str:
     return show(number(text))
 
 
-def _scaled(value: str, factor: Fraction) -> str:
+def _scaled(value: str, factor: Fraction | int) -> str:
     if value == "se":
         value = "1"
     if factor.denominator == 1 and value.isdecimal():
@@ -173,12 +173,21 @@ def _snap(days: str) -> str:
     a year, 12 weeks = 3 months. From 28 days on, intervals are counted in months of 30 days."""
     parts = []
     for part in days.split("-"):
-        if part.isdecimal() and int(part) < 28:
-            parts.append(str(int(part)))  # the common case, without fractions
+        if part.isdecimal():  # the common case, without fractions
+            days_ = int(part)
+            parts.append(str(days_) if days_ < 28 else str(_round_half_even(days_ * 100, 3044) * 30))
             continue
         value = number(part)
         parts.append(show(Fraction(round(value / Fraction(3044, 100)) * 30)) if value >= 28 else show(value))
     return "-".join(parts)
+
+
+def _round_half_even(numerator: int, denominator: int) -> int:
+    """`round(Fraction(numerator, denominator))` in integers (a tie goes to the even neighbour)."""
+    floor, remainder = divmod(numerator, denominator)
+    if remainder * 2 < denominator or (remainder * 2 == denominator and floor % 2 == 0):
+        return floor
+    return floor + 1
 
 
 def interval_days(m: re.Match[str]) -> str:
@@ -188,12 +197,12 @@ def interval_days(m: re.Match[str]) -> str:
 def _interval_days(m: re.Match[str]) -> str:
     g = m.groupdict()
     if g.get("n1"):
-        return _scaled(g["n1"], Fraction(DAYS["/" + g["d1"]]))
+        return _scaled(g["n1"], DAYS["/" + g["d1"]])
     if g.get("n2"):
         unit = g["d2"]
         if unit in _HOURS or unit.rstrip("s") in _HOURS:
             return _scaled(g["n2"], Fraction(1, 24))
-        return _scaled(g["n2"], Fraction(DAYS.get(unit, DAYS.get(unit.rstrip("s"), 1))))
+        return _scaled(g["n2"], DAYS.get(unit, DAYS.get(unit.rstrip("s"), 1)))
     if g.get("n3"):
         return str(g["n3"])
     return str(_SE_DAYS[re.sub(r"\s+", " ", g["se"])])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -31,6 +31,20 @@ class Lexicon:
     # first word -> ((spelling's words, category, key), ...), longest spelling first
     index: dict[str, tuple[tuple[tuple[str, ...], str, str], ...]]
     by_category: dict[str, frozenset[str]]  # category -> its keys
+    # first word -> ((length, spelling's words -> (category, key)), ...), longest first: the same
+    # spellings as `index`, so that a place is tried once per length rather than once per spelling
+    by_length: dict[str, tuple[tuple[int, dict[tuple[str, ...], tuple[str, str]]], ...]] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        by_length: dict[str, tuple[tuple[int, dict[tuple[str, ...], tuple[str, str]]], ...]] = {}
+        for first, entries in self.index.items():
+            sizes: dict[int, dict[tuple[str, ...], tuple[str, str]]] = {}
+            for spelling, category, key in entries:
+                sizes.setdefault(len(spelling), {}).setdefault(spelling, (category, key))
+            by_length[first] = tuple(sorted(sizes.items(), reverse=True))
+        object.__setattr__(self, "by_length", by_length)
 
     def keys(self, category: str) -> frozenset[str]:
         return self.by_category.get(category, frozenset())
@@ -38,22 +52,20 @@ class Lexicon:
     def terms(self, words: list[str]) -> list[Term]:
         """Every lexicon term in `words`, longest first at each place, never overlapping."""
         found: list[Term] = []
-        index = self.index
+        index = self.by_length
         i = 0
         # Only where a term can start: a listed first word, or a word with "/" or "+" in it.
         for at in [k for k, w in enumerate(words) if w in index or "/" in w or "+" in w]:
             if at < i:
                 continue
             i = at
-            entries = index.get(words[i])
             matched = 0
-            if entries:
-                for spelling, category, key in entries:
-                    size = len(spelling)
-                    if size == 1 or tuple(words[i : i + size]) == spelling:
-                        found.append(Term(category, key, i, i + size))
-                        matched = size
-                        break
+            for size, spellings in index.get(words[i], ()):
+                entry = spellings.get(tuple(words[i : i + size]))
+                if entry is not None:
+                    found.append(Term(entry[0], entry[1], i, i + size))
+                    matched = size
+                    break
             if not matched:
                 combined = self._combination(words[i])
                 if combined is not None:

@@ -66,7 +66,7 @@ class Text:
         return self.offsets[start], self.offsets[end] if end > start else self.offsets[start]
 
 
-def _show(x: Fraction) -> str:
+def _show(x: Fraction | int) -> str:
     if x.denominator == 1:
         return str(x.numerator)
     decimal = f"{float(x):.6f}".rstrip("0").rstrip(".")
@@ -78,7 +78,9 @@ def words_to_numbers(words: list[str]) -> list[str]:
     is ["37.8"], ["one", "forty"] is ["140"] (the way blood pressures are read out), ["lima", "belas"]
     is ["15"], ["five", "five"] is ["5", "5"]. Words that cannot continue a number start a new one."""
     out: list[str] = []
-    total = current = Fraction(0)
+    # Whole numbers stay ints (exact, and faster); a half or a quarter makes them fractions.
+    total: Fraction | int = 0
+    current: Fraction | int = 0
     last: str | None = None  # kind of the last word: unit, teen, tens, scale, fraction, point
     unit = 0  # the last unit word's value (Malay "dua puluh": the unit the next word multiplies)
     decimals: list[str] | None = None
@@ -92,7 +94,7 @@ def words_to_numbers(words: list[str]) -> list[str]:
             if decimals:
                 text = f"{text}.{''.join(decimals)}" if value.denominator == 1 else text
             out.append(text)
-        total = current = Fraction(0)
+        total = current = 0
         last, unit, decimals, started = None, 0, None, False
 
     for raw in words:
@@ -123,7 +125,7 @@ def words_to_numbers(words: list[str]) -> list[str]:
                 current = current * 100 + _TEENS[w]
             elif last in ("unit", "teen", "tens"):
                 flush()
-                current = Fraction(_TEENS[w])
+                current = _TEENS[w]
             else:
                 current += _TEENS[w]
             last, started = "teen", True
@@ -132,7 +134,7 @@ def words_to_numbers(words: list[str]) -> list[str]:
                 current = current * 100 + _TENS[w]
             elif last in ("unit", "teen", "tens") and not (last == "unit" and current >= 100):
                 flush()
-                current = Fraction(_TENS[w])
+                current = _TENS[w]
             else:
                 current += _TENS[w]
             last, started = "tens", True
@@ -152,10 +154,10 @@ def words_to_numbers(words: list[str]) -> list[str]:
         elif w in _SCALES:
             scale = _SCALES[w]
             if scale >= 1000:
-                total += (current or Fraction(1)) * scale
-                current = Fraction(0)
+                total += (current or 1) * scale
+                current = 0
             else:
-                current = (current or Fraction(1)) * scale
+                current = (current or 1) * scale
             last, started = "scale", True
         elif w in _FRACTIONS or w in ("half", "quarter"):
             value = _FRACTIONS.get(w) or (Fraction(1, 2) if w == "half" else Fraction(1, 4))
