@@ -9,7 +9,7 @@ cannot be listed as whole words (a word that may be glued to what follows, "x5/7
 `finder` instead: a pattern that matches wherever the pattern does (its opening words without the
 leading look-behind), searched with the fast scan.
 
-`Anchored.finditer` gives exactly the matches `re.Pattern.finditer` gives, provided every match starts
+`Anchored.matches` gives exactly the matches `re.Pattern.finditer` gives, provided every match starts
 where its anchors say: the patterns are written next to their anchors in comparators/facts.py, and
 tests/unit/test_clinical_anchors.py checks each pair on texts written to catch them out.
 """
@@ -18,34 +18,31 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 _WORD = re.compile(r"\w+")
 
 
+# Every anchored pattern's first words: word -> the patterns that may start there.
+_BY_WORD: dict[str, list[Anchored]] = {}
+
+
 class Anchors:
-    """One text's words by their spelling, the starts of its numbers (words that open with a digit),
-    and what each anchored pattern's starts came to (a pattern is scanned more than once a text)."""
+    """Where one text's numbers start (words that open with a digit), where each anchored pattern's
+    first words are written, and what each pattern's starts came to (a pattern is scanned more than
+    once a text)."""
 
     __slots__ = ("_starts", "numbers", "text", "words")
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.numbers: list[int] = []
-        self.words: dict[str, list[int]] = {}
         self._starts: dict[Anchored, list[int]] = {}
-        words = self.words
-        numbers = self.numbers
-        for m in _WORD.finditer(text):
-            word = m[0]
-            start = m.start()
-            if word[0].isdigit():
-                numbers.append(start)
-            positions = words.get(word)
-            if positions is None:
-                words[word] = [start]
-            else:
-                positions.append(start)
+        pieces = [(m[0], m.start()) for m in _WORD.finditer(text)]
+        self.numbers = [start for word, start in pieces if word[0].isdigit()]
+        self.words: dict[Anchored, list[int]] = {}  # pattern -> where its first words are, in order
+        for word, start in [piece for piece in pieces if piece[0] in _BY_WORD]:
+            for pattern in _BY_WORD[word]:
+                self.words.setdefault(pattern, []).append(start)
 
 
 class Anchored:
@@ -68,19 +65,21 @@ class Anchored:
         self.words = frozenset(words)
         self.finder = re.compile(finder) if finder is not None else None
         self.before_numbers = before_numbers  # a name ([a-z-]) a space before a number: "amoxicillin 500"
+        for word in self.words:
+            _BY_WORD.setdefault(word, []).append(self)
 
     def starts(self, at: Anchors) -> list[int]:
         """Every place in `at.text` where a match may start, in order (computed once a text)."""
         found = at._starts.get(self)
         if found is not None:
             return found
-        if self.numbers and not self.words and self.finder is None:
+        words = at.words.get(self, [])
+        if self.numbers and not words and self.finder is None:
             found = at.numbers  # sorted, each once
+        elif not self.numbers and not self.before_numbers and self.finder is None:
+            found = words  # sorted, each once
         else:
-            found = list(at.numbers) if self.numbers else []
-            positions = at.words
-            for word in positions.keys() & self.words:
-                found += positions[word]
+            found = at.numbers + words if self.numbers else list(words)
             if self.before_numbers:
                 found += _names_before_numbers(at)
             if self.finder is not None:
@@ -94,32 +93,42 @@ class Anchored:
         at._starts[self] = found
         return found
 
-    def finditer(self, at: Anchors, pos: int = 0, endpos: int | None = None) -> Iterator[re.Match[str]]:
-        """`self.pattern.finditer(at.text, pos, endpos)`, trying the pattern only where it may start.
-        An `endpos` inside a word could end a word early, so there the whole range is searched."""
+    def matches(self, at: Anchors, pos: int = 0, endpos: int | None = None) -> list[re.Match[str]]:
+        """`list(self.pattern.finditer(at.text, pos, endpos))`, trying the pattern only where it may
+        start. An `endpos` inside a word could end a word early, so there the whole range is searched."""
         text = at.text
         end = len(text) if endpos is None else min(endpos, len(text))
         if end < len(text) and not text[end - 1].isspace():
-            yield from self.pattern.finditer(text, pos, end)
-            return
-        starts = self.starts(at)
-        match = self.pattern.match
-        i = bisect_left(starts, pos)
-        n = len(starts)
-        while i < n:
-            start = starts[i]
-            if start >= end:
-                return
-            m = match(text, start, end)
-            if m is None:
-                i += 1
-                continue
-            yield m
-            i = bisect_left(starts, max(m.end(), start + 1), i + 1)
+            return list(self.pattern.finditer(text, pos, end))
+        return matches_at(self.pattern, text, self.starts(at), pos, end)
 
-    def search(self, at: Anchors, pos: int = 0, endpos: int | None = None) -> re.Match[str] | None:
-        """`self.pattern.search(at.text, pos, endpos)`, the same way."""
-        return next(self.finditer(at, pos, endpos), None)
+    def matches_in(self, at: Anchors, windows: Iterable[tuple[int, int]]) -> list[re.Match[str]]:
+        """`matches` in each (start, end) window in turn."""
+        out: list[re.Match[str]] = []
+        for start, end in windows:
+            out += self.matches(at, start, end)
+        return out
+
+
+def matches_at(
+    pattern: re.Pattern[str], text: str, starts: list[int], pos: int = 0, endpos: int | None = None
+) -> list[re.Match[str]]:
+    """`list(pattern.finditer(text, pos, endpos))` for a pattern that matches only at `starts` (sorted;
+    more places are harmless) and never matches empty."""
+    end = len(text) if endpos is None else endpos
+    match = pattern.match
+    out: list[re.Match[str]] = []
+    after = pos  # where the last match ended: the next one starts there or later
+    for start in starts[bisect_left(starts, pos) :]:
+        if start >= end:
+            break
+        if start < after:
+            continue
+        m = match(text, start, end)
+        if m is not None:
+            out.append(m)
+            after = max(m.end(), start + 1)
+    return out
 
 
 def first_words(spellings: Iterable[str]) -> frozenset[str]:

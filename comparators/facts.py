@@ -19,7 +19,7 @@ from functools import lru_cache
 from comparators import assertion
 from comparators.anchors import Anchored, Anchors, first_words
 from comparators.lexicon import Lexicon, Term, alternation, load, words
-from comparators.numbers import Text, read_with_anchors
+from comparators.numbers import Text, read
 
 Kind = str  # "medication", "allergy", "finding", "measure", "laterality", "followup", "quantity"
 
@@ -390,9 +390,10 @@ def span_mask(size: int, spans: list[tuple[int, int]]) -> bytearray:
 
 
 def extract(original: str) -> Facts:
-    text, anchors = read_with_anchors(original)
+    text = read(original)
     lex = load()
     toks = assertion.tokens(text.norm)
+    anchors = Anchors(text.norm)
     reader = _Reader(
         text, anchors, lex, toks, lex.terms(toks.words), bytearray(len(text.norm)), [], durations(anchors)
     )
@@ -482,13 +483,13 @@ def _measures(r: _Reader) -> None:
                     "measure", "bp", "value", f"{again['a']}/{again['b']}", "", again.start("a"), again.end()
                 )
                 r.claim(again.start("a"), again.end())
-    for m in _AGE.finditer(r.anchors):
+    for m in _AGE.matches(r.anchors):
         if r.free(m.start(), m.end()) and not _DURATION_BEFORE.search(
             r.norm, max(0, m.start() - 12), m.start()
         ):
             r.add("measure", "age", "value", shown(m["v"]), "", m.start(), m.end())
             r.claim(m.start(), m.end())
-    for m in _TEMPERATURE.finditer(r.anchors):
+    for m in _TEMPERATURE.matches(r.anchors):
         if r.free(m.start(), m.end()):
             r.add("measure", "temperature", "value", shown(m["v"]), "", m.start(), m.end())
             r.claim(m.start(), m.end())
@@ -539,14 +540,14 @@ def _allergies(r: _Reader) -> list[tuple[int, int]]:
     """Allergy statements: "none known" or the agents (drug or allergen) and reactions. Returns the
     norm spans they cover, so their drug names are not read as medications."""
     spans: list[tuple[int, int]] = []
-    for m in _NO_ALLERGY.finditer(r.anchors):
+    for m in _NO_ALLERGY.matches(r.anchors):
         r.add("allergy", "allergy", "allergy", "none known", "", m.start(), m.end())
         spans.append((m.start(), m.end()))
     agent_terms = [t for t in r.terms if t.category in ("drugs", "allergens")]
     starts = r.tokens.starts
     agent_starts = [starts[t.first] for t in agent_terms]
     none_known = span_mask(len(r.norm), spans)
-    for m in _ALLERGY_CUE.finditer(r.anchors):
+    for m in _ALLERGY_CUE.matches(r.anchors):
         if none_known[m.start()]:
             continue
         # Agents after the cue up to the clause's end; or the agent just before it ("penicillin allergy").
@@ -602,7 +603,7 @@ _INTERVAL = re.compile(INTERVAL)
 
 def _followups(r: _Reader) -> None:
     norm = r.norm
-    for cue in _FOLLOWUP_CUE.finditer(r.anchors):
+    for cue in _FOLLOWUP_CUE.matches(r.anchors):
         if not r.free(cue.start(), cue.end()):
             continue
         stop = _SENTENCE.search(norm, cue.end())
@@ -670,7 +671,7 @@ def _medications(r: _Reader, allergic: bytearray) -> None:
     known = r.lex.keys("drugs")
     other_terms = {(starts[t.first]) for t in r.terms}
     named = span_mask(len(norm), [(x.start, x.end) for x in mentions])
-    for m in _UNKNOWN_DRUG.finditer(r.anchors):
+    for m in _UNKNOWN_DRUG.matches(r.anchors):
         name = m["name"]
         if (
             name in _NOT_DRUGS
@@ -696,12 +697,12 @@ def _medications(r: _Reader, allergic: bytearray) -> None:
     if not mentions:
         return
     mention_starts = [x.start for x in mentions]
-    for sm in _STATUS_AT.finditer(r.anchors):
+    for sm in _STATUS_AT.matches(r.anchors):
         k = bisect_left(mention_starts, sm.end())
         after = mentions[k] if k < len(mentions) and mentions[k].start - sm.end() <= 12 else None
         if after is not None and not re.search(r"[.;,\n]", norm[sm.end() : after.start]):
             after.stopped = True
-    for sm in _STOPPED_AFTER.finditer(r.anchors):
+    for sm in _STOPPED_AFTER.matches(r.anchors):
         k = bisect_right(mention_starts, sm.start()) - 1  # the last drug named before the cue
         if (
             k >= 0
@@ -818,9 +819,8 @@ def _windows(norm: str, mentions: list[_Mention]) -> list[tuple[int, int]]:
 def _atoms(r: _Reader, windows: list[tuple[int, int]]) -> Iterator[_Atom]:
     norm = r.norm
 
-    def scan(rx: Anchored) -> Iterator[re.Match[str]]:
-        for start, end in windows:
-            yield from rx.finditer(r.anchors, start, end)
+    def scan(rx: Anchored) -> list[re.Match[str]]:
+        return rx.matches_in(r.anchors, windows)
 
     taken = bytearray(len(norm))
 
@@ -929,7 +929,7 @@ def durations(at: Anchors) -> list[re.Match[str]]:
     """Every duration, in order, none overlapping another: prefixed ("x 5 hari", "for a week"), or in
     the clinic shorthand that needs none ("5/7", "2/52")."""
     found = sorted(
-        [*_DURATION_PREFIXED.finditer(at), *_DURATION_SHORTHAND.finditer(at)], key=lambda m: m.start()
+        [*_DURATION_PREFIXED.matches(at), *_DURATION_SHORTHAND.matches(at)], key=lambda m: m.start()
     )
     out: list[re.Match[str]] = []
     for m in found:
@@ -1176,32 +1176,32 @@ def _leftover_quantities(r: _Reader) -> None:
     # Instructions for a medicine left unnamed ("ambil ubat ini selepas makan", "take 2 tablets three
     # times a day"): how often, and before or after food. Times of day alone are left out (history
     # speaks of mornings too).
-    for m in _TIMES.finditer(r.anchors):
+    for m in _TIMES.matches(r.anchors):
         if r.free(m.start(), m.end()):
             r.add("quantity", "instruction", "frequency", _frequency_of(m), "", m.start(), m.end())
             r.claim(m.start(), m.end())
-    for m in _FREQUENCY_AT.finditer(r.anchors):
+    for m in _FREQUENCY_AT.matches(r.anchors):
         spelled = _squash(m[0])
         value = _FREQUENCY_OF[spelled]
         if value.endswith("/day") and spelled not in _LOOSE_DAILY and _instruction_at(r, m, spelled):
             r.add("quantity", "instruction", "frequency", value, "", m.start(), m.end())
             r.claim(m.start(), m.end())
-    for m in _TIMING_AT.finditer(r.anchors):
+    for m in _TIMING_AT.matches(r.anchors):
         spelled = _squash(m[0])
         value = _TIMING_OF[spelled]
         if value in ("before food", "after food") and _instruction_at(r, m, spelled):
             r.add("quantity", "instruction", "timing", value, "", m.start(), m.end())
             r.claim(m.start(), m.end())
-    for m in _PLAIN_ROUTE.finditer(r.anchors):
+    for m in _PLAIN_ROUTE.matches(r.anchors):
         if r.free(m.start(), m.end()) and not _NOT_A_ROUTE.match(r.norm, m.end()):
             r.add("quantity", "instruction", "route", _ROUTE_OF[_squash(m[0])], "", m.start(), m.end())
             r.claim(m.start(), m.end())
-    for m in _DOSES.finditer(r.anchors):
+    for m in _DOSES.matches(r.anchors):
         if r.free(m.start(), m.end()):
             unit, factor = DOSE_UNITS[_squash(m["unit"])]
             r.add("quantity", unit, "value", _scaled(m["value"], factor), unit, m.start(), m.end())
             r.claim(m.start(), m.end())
-    for m in _OTHER.finditer(r.anchors):
+    for m in _OTHER.matches(r.anchors):
         if r.free(m.start(), m.end()):
             unit = _OTHER_OF.get(_squash(m["u"]), m["u"])
             r.add("quantity", unit, "value", _scaled(m["v"], Fraction(1)), unit, m.start(), m.end())
