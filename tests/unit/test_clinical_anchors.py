@@ -22,6 +22,7 @@ ANCHORED = {name: value for name, value in vars(facts).items() if isinstance(val
 TRICKY = [
     "x5/7 x 5/7 for5 days for 5 days forseminggu xday 5 untuk2 minggu selama 3 hari dalam tempoh 2 minggu",
     "max500mg max. 500 mg maximum4g maksimum 4 g/hari had 8 biji not to exceed 4g nomore than 2 tabs",
+    "maxof 2 g maxdose 4g maxdaily dose 4 g had8 biji maksimum500mg max.of 1 g tabular capable t.ds",
     "q4h q 4 h every4hours setiap 8 jam tiap6jam 3x/day 2 x sehari 4-6 hourly 1x sehari bd/tds q8h",
     "tablets tabs. tab.panadol t.maxolon cap.amoxil caps syr.ventolin sirap mixture susp.zinc kapsulx",
     "allergies:none allergy:nil alahan:tiada alergitiada diketahui nkda nka; no known drug allergies",
@@ -94,3 +95,11 @@ def test_number_word_runs_are_tried_where_they_start() -> None:
         assert _spans(matches_at(numbers._RUN, text, numbers.run_starts(text))) == _spans(
             numbers._RUN.finditer(text)
         ), text
+
+
+def test_facts_made_the_quick_way_are_facts() -> None:
+    quick = facts._fact("medication", "paracetamol", "dose", "1000", "mg", 3, 9)
+    slow = facts.Fact("medication", "paracetamol", "dose", "1000", "mg", 3, 9)
+    assert (quick, hash(quick), repr(quick)) == (slow, hash(slow), repr(slow))
+    with pytest.raises(AttributeError):
+        quick.value = "500"  # type: ignore[misc]
