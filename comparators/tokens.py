@@ -44,7 +44,9 @@ def scan(text: str) -> list[Token]:
 def tokenize(text: str) -> list[str]:
     """Casefolded words and numbers; punctuation is split off and dropped (ROUGE and lengths count
     words)."""
-    return [match[0].casefold() for match in _TOKEN.finditer(normalize(text)) if match.lastgroup != "punct"]
+    return [
+        (word or number).casefold() for word, number, _ in _TOKEN.findall(normalize(text)) if word or number
+    ]
 
 
 class Tokenizer:

@@ -48,6 +48,11 @@ def test_tokenizer_reads_unicode_variants_one_way() -> None:
     assert tokenize("1,000 units 37.8.") == ["1,000", "units", "37.8"]
 
 
+def test_tokenize_is_scan_less_punctuation() -> None:
+    sample = "Straße ǅ İ ﬁ ½ ٣٤ 12,000.5/3 don't paru-paru café e\u0301 𝟓 _x_ a_b — ?!. BP 120/80 mmHg"
+    assert tokenize(sample) == [t.text for t in scan(sample) if t.kind != "punct"]
+
+
 def test_scan_keeps_punctuation_with_offsets() -> None:
     tokens = scan("No fever, cough.")
     assert [(t.text, t.kind) for t in tokens] == [
