@@ -23,6 +23,30 @@ from collections.abc import Iterable
 _WORD = re.compile(r"\w+")
 
 
+def words_of(text: str) -> list[tuple[str, int]]:
+    """The text's words (runs of word characters, `\\w+`) and where each starts, in order."""
+    return [(m[0], m.start()) for m in _WORD.finditer(text)]
+
+
+def spliced(words: list[tuple[str, int]], edits: list[tuple[int, int, str]]) -> list[tuple[str, int]]:
+    """The `words_of` a text becomes when each (start, end) span of it, in order, is replaced by a
+    string: the words outside the spans, moved by what the spans before them changed in length, and
+    the strings' own words. Each span starts and ends with a whole word and has no word character on
+    either side (so no word is cut or joined), and each string starts and ends with one."""
+    starts = [start for _, start in words]
+    out: list[tuple[str, int]] = []
+    shift = 0
+    i = 0
+    for start, end, string in edits:
+        j = bisect_left(starts, start, i)
+        out += [(word, at + shift) for word, at in words[i:j]] if shift else words[i:j]
+        out += [(word, at + start + shift) for word, at in words_of(string)]
+        i = bisect_left(starts, end, j)
+        shift += len(string) - (end - start)
+    out += [(word, at + shift) for word, at in words[i:]] if shift else words[i:]
+    return out
+
+
 # Every anchored pattern's first words: word -> the patterns that may start there.
 _BY_WORD: dict[str, list[Anchored]] = {}
 
@@ -34,10 +58,12 @@ class Anchors:
 
     __slots__ = ("_starts", "numbers", "text", "words")
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, pieces: list[tuple[str, int]] | None = None) -> None:
+        """`pieces`: the text's `words_of`, where already found."""
         self.text = text
         self._starts: dict[Anchored, list[int]] = {}
-        pieces = [(m[0], m.start()) for m in _WORD.finditer(text)]
+        if pieces is None:
+            pieces = words_of(text)
         self.numbers = [start for word, start in pieces if word[0].isdigit()]
         self.words: dict[Anchored, list[int]] = {}  # pattern -> where its first words are, in order
         for word, start in [piece for piece in pieces if piece[0] in _BY_WORD]:

@@ -19,7 +19,7 @@ from functools import lru_cache
 from comparators import assertion
 from comparators.anchors import Anchored, Anchors, first_words
 from comparators.lexicon import Lexicon, Term, alternation, load, words
-from comparators.numbers import Text, read
+from comparators.numbers import Text, read_words
 
 Kind = str  # "medication", "allergy", "finding", "measure", "laterality", "followup", "quantity"
 
@@ -413,10 +413,10 @@ def span_mask(size: int, spans: list[tuple[int, int]]) -> bytearray:
 
 
 def extract(original: str) -> Facts:
-    text = read(original)
+    text, words_of_norm = read_words(original)
     lex = load()
     toks = assertion.tokens(text.norm)
-    anchors = Anchors(text.norm)
+    anchors = Anchors(text.norm, words_of_norm)
     reader = _Reader(
         text, anchors, lex, toks, lex.terms(toks.words), bytearray(len(text.norm)), [], durations(anchors)
     )

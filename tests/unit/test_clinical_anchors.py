@@ -12,7 +12,7 @@ from random import Random
 import pytest
 
 from comparators import facts, numbers
-from comparators.anchors import Anchored, Anchors, matches_at
+from comparators.anchors import Anchored, Anchors, matches_at, words_of
 from simulator import text as simulator_text
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "clinical"
@@ -92,7 +92,7 @@ def test_a_window_ending_inside_a_word_is_searched_whole() -> None:
 def test_number_word_runs_are_tried_where_they_start() -> None:
     for original in TEXTS:
         text = original.lower()
-        assert _spans(matches_at(numbers._RUN, text, numbers.run_starts(text))) == _spans(
+        assert _spans(matches_at(numbers._RUN, text, numbers.run_starts(text, words_of(text)))) == _spans(
             numbers._RUN.finditer(text)
         ), text
 
@@ -103,3 +103,9 @@ def test_facts_made_the_quick_way_are_facts() -> None:
     assert (quick, hash(quick), repr(quick)) == (slow, hash(slow), repr(slow))
     with pytest.raises(AttributeError):
         quick.value = "500"  # type: ignore[misc]
+
+
+def test_the_words_of_a_text_with_its_number_words_replaced_are_its_words() -> None:
+    for original in TEXTS:
+        text, words = numbers.read_words(original)
+        assert words == words_of(text.norm), original
