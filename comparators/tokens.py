@@ -44,9 +44,10 @@ def scan(text: str) -> list[Token]:
 def tokenize(text: str) -> list[str]:
     """Casefolded words and numbers; punctuation is split off and dropped (ROUGE and lengths count
     words)."""
-    return [
-        (word or number).casefold() for word, number, _ in _TOKEN.findall(normalize(text)) if word or number
-    ]
+    text = normalize(text)
+    if text.isascii():  # case does not change where tokens are, and ASCII folds as it lowers
+        return [word or number for word, number, _ in _TOKEN.findall(text.lower()) if word or number]
+    return [(word or number).casefold() for word, number, _ in _TOKEN.findall(text) if word or number]
 
 
 class Tokenizer:
