@@ -129,10 +129,18 @@ class Anchored:
         return matches_at(self.pattern, text, self.starts(at), pos, end)
 
     def matches_in(self, at: Anchors, windows: Iterable[tuple[int, int]]) -> list[re.Match[str]]:
-        """`matches` in each (start, end) window in turn."""
+        """`matches` in each (start, end) window in turn (a window where no match can start is passed
+        over at once)."""
+        starts = self.starts(at)
+        text = at.text
         out: list[re.Match[str]] = []
         for start, end in windows:
-            out += self.matches(at, start, end)
+            if end < len(text) and not text[end - 1].isspace():
+                out += self.pattern.finditer(text, start, end)
+                continue
+            first = bisect_left(starts, start)
+            if first < len(starts) and starts[first] < end:
+                out += matches_at(self.pattern, text, starts, start, end)
         return out
 
 

@@ -75,12 +75,16 @@ def test_anchored_patterns_find_what_the_patterns_find(name: str) -> None:
         assert _spans(anchored.matches(at)) == _spans(anchored.pattern.finditer(text)), text
         # Windows as the medication reader scans them: starting anywhere, ending after a space.
         rng = Random(len(text))
+        windows = []
         for _ in range(5):
             start = rng.randrange(len(text) + 1)
             end = rng.randrange(start, len(text) + 1)
+            windows.append((start, end))
             assert _spans(anchored.matches(at, start, end)) == _spans(
                 anchored.pattern.finditer(text, start, end)
             ), (text, start, end)
+        expected = [m for start, end in windows for m in anchored.pattern.finditer(text, start, end)]
+        assert _spans(anchored.matches_in(at, windows)) == _spans(expected), (text, windows)
 
 
 def test_a_window_ending_inside_a_word_is_searched_whole() -> None:
