@@ -121,6 +121,14 @@ class Tokens:
     starts: list[int]
     ends: list[int]
     breaks: list[bool]  # a line break (or a sentence end) comes before this token
+    positions: dict[str, list[int]]  # word -> the indexes of its tokens, in order
+
+    def where(self, vocabulary: Iterable[str]) -> list[int]:
+        """The indexes of the tokens whose word is in `vocabulary` (a set or a dict's keys), in order."""
+        positions = self.positions
+        found = [i for word in positions.keys() & vocabulary for i in positions[word]]
+        found.sort()
+        return found
 
 
 _SPACED_TOKEN = re.compile(rf"(\s*)({TOKEN.pattern})")
@@ -156,7 +164,13 @@ def tokens(norm: str) -> Tokens:
                 words[i] = "."
             elif "’" in word:
                 words[i] = word.replace("’", "'")
-    return Tokens(words, starts, ends, breaks)
+    positions: dict[str, list[int]] = {}
+    for i, word in enumerate(words):
+        if word in positions:
+            positions[word].append(i)
+        else:
+            positions[word] = [i]
+    return Tokens(words, starts, ends, breaks, positions)
 
 
 def _index(
@@ -175,6 +189,7 @@ _FORWARD_INDEX = _index(_FORWARD)
 _BACKWARD_INDEX = _index(_BACKWARD)
 _PSEUDO_INDEX = _index({"present": _PSEUDO})
 _CUE_STARTS = frozenset(_FORWARD_INDEX) | frozenset(_PSEUDO_INDEX)
+_BACKWARD_STARTS = frozenset(_BACKWARD_INDEX) | {"("}  # a backward cue, or a sign: "(-)"
 
 
 def _match(
@@ -201,7 +216,7 @@ def states(t: Tokens, term_ends: set[int] | None = None) -> tuple[list[State], l
     words = t.words
     i = 0
     # Only where a cue can start (the loop below moves on by one word, or past a cue or its scope).
-    for at in [k for k, w in enumerate(words) if w in _CUE_STARTS]:
+    for at in t.where(_CUE_STARTS):
         if at < i:
             continue
         i = at
@@ -316,7 +331,7 @@ def _backward(
     n = len(t.words)
     i = 0
     # Only where a backward cue or a sign can start (the loop moves on by one word, or past a cue).
-    for at in [k for k, w in enumerate(t.words) if w in _BACKWARD_INDEX or w == "("]:
+    for at in t.where(_BACKWARD_STARTS):
         if at < i:
             continue
         i = at

@@ -418,7 +418,14 @@ def extract(original: str) -> Facts:
     toks = assertion.tokens(text.norm)
     anchors = Anchors(text.norm, words_of_norm)
     reader = _Reader(
-        text, anchors, lex, toks, lex.terms(toks.words), bytearray(len(text.norm)), [], durations(anchors)
+        text,
+        anchors,
+        lex,
+        toks,
+        lex.terms(toks.words, toks.positions),
+        bytearray(len(text.norm)),
+        [],
+        durations(anchors),
     )
     _measures(reader)
     allergic = span_mask(len(text.norm), _allergies(reader))  # where drug names are allergens
@@ -427,13 +434,7 @@ def extract(original: str) -> Facts:
     _laterality(reader)
     states, phrases = _findings(reader, allergic)
     _leftover_quantities(reader)
-    positions: dict[str, list[int]] = {}
-    for i, w in enumerate(toks.words):
-        if w in positions:
-            positions[w].append(i)
-        else:
-            positions[w] = [i]
-    return Facts(text, reader.facts, toks, states, phrases, positions)
+    return Facts(text, reader.facts, toks, states, phrases, toks.positions)
 
 
 # --- vital signs and labs ----------------------------------------------------------------------
@@ -1042,7 +1043,7 @@ def _laterality(r: _Reader) -> None:
     by_first = {t.first: t for t in anchors}
     by_last = {t.last - 1: t for t in anchors}
     skip = -1
-    for i in [k for k, w in enumerate(words) if w in _SIDES]:
+    for i in r.tokens.where(_SIDES.keys()):
         w = words[i]
         side = _SIDES[w]
         if i <= skip:
@@ -1124,7 +1125,7 @@ def _findings(
         start, end = r.char(term.first, term.last)
         r.add("finding", term.key, slot, state, "", start, end)
         seen.update(range(term.first, term.last))
-    for i in [k for k, w in enumerate(t.words) if w in _INHERENTLY]:
+    for i in t.where(_INHERENTLY.keys()):
         if i not in seen:
             concept, inherent = _INHERENTLY[t.words[i]]
             start, end = r.char(i, i + 1)

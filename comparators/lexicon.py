@@ -69,13 +69,23 @@ class Lexicon:
     def keys(self, category: str) -> frozenset[str]:
         return self.by_category.get(category, frozenset())
 
-    def terms(self, words: list[str]) -> list[Term]:
-        """Every lexicon term in `words`, longest first at each place, never overlapping."""
+    def terms(self, words: list[str], positions: dict[str, list[int]] | None = None) -> list[Term]:
+        """Every lexicon term in `words`, longest first at each place, never overlapping. `positions`:
+        each word's indexes in `words` (comparators/assertion.py's Tokens), where already known."""
         found: list[Term] = []
         index = self.by_length
         i = 0
         # Only where a term can start: a listed first word, or a word with "/" or "+" in it.
-        for at in [k for k, w in enumerate(words) if w in index or "/" in w or "+" in w]:
+        if positions is None:
+            candidates = [k for k, w in enumerate(words) if w in index or "/" in w or "+" in w]
+        else:
+            candidates = [
+                k
+                for w in positions.keys() & index.keys() | {w for w in positions if "/" in w or "+" in w}
+                for k in positions[w]
+            ]
+            candidates.sort()
+        for at in candidates:
             if at < i:
                 continue
             i = at
