@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import accumulate
+from operator import sub
 from typing import Literal
 
 from comparators.lexicon import TOKEN, words
@@ -152,8 +153,8 @@ def tokens(norm: str) -> Tokens:
     pairs = _SPACED_TOKEN.findall(norm)  # (spaces before, token)
     words = [word for _, word in pairs]
     # Tokens follow one another: each starts where the spaces after the one before end.
-    ends = list(accumulate(len(space) + len(word) for space, word in pairs))
-    starts = [end - len(word) for end, word in zip(ends, words, strict=True)]
+    ends = list(accumulate([len(space) + len(word) for space, word in pairs]))
+    starts = list(map(sub, ends, map(len, words)))
     breaks = ["\n" in space for space, _ in pairs]
     if "?" in norm or "!" in norm or "’" in norm:
         for i in [k for k, word in enumerate(words) if word in ("?", "!") or "’" in word]:
@@ -166,10 +167,7 @@ def tokens(norm: str) -> Tokens:
                 words[i] = word.replace("’", "'")
     positions: dict[str, list[int]] = {}
     for i, word in enumerate(words):
-        if word in positions:
-            positions[word].append(i)
-        else:
-            positions[word] = [i]
+        positions.setdefault(word, []).append(i)
     return Tokens(words, starts, ends, breaks, positions)
 
 
