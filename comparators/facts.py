@@ -387,8 +387,10 @@ class _Reader:
         return self.text.norm
 
     def add(self, kind: str, entity: str, slot: str, value: str, unit: str, start: int, end: int) -> None:
-        s, e = self.text.span(start, end)
-        self.facts.append(_fact(kind, entity, slot, value, unit, s, e))
+        offsets = self.text.offsets  # Text.span, inline: facts are many
+        if offsets is not None:
+            start, end = offsets[start], offsets[end] if end > start else offsets[start]
+        self.facts.append(_fact(kind, entity, slot, value, unit, start, end))
 
     def claim(self, start: int, end: int) -> None:
         self.claimed[start:end] = b"\x01" * (end - start)
@@ -1118,7 +1120,11 @@ def _findings(
         if allergic[t.starts[first]]:
             continue
         # A cue may reach only part of a term ("kahak AFB ... negatif" reaches "AFB").
-        state = next((states[k] for k in range(term.first, term.last) if states[k] != "present"), "present")
+        if term.last - term.first == 1:  # most terms are one word
+            state = states[term.first]
+        else:
+            inside = range(term.first, term.last)
+            state = next((states[k] for k in inside if states[k] != "present"), "present")
         if term.category == "tests" and state == "present":
             state = _result_after(t, term, set(known)) or state
         slot = "result" if term.category == "tests" else "assertion"
