@@ -153,9 +153,13 @@ def matches_at(
     match = pattern.match
     out: list[re.Match[str]] = []
     after = pos  # where the last match ended: the next one starts there or later
-    for start in starts[bisect_left(starts, pos) :]:
+    i = bisect_left(starts, pos)  # (indexes, not a slice: a long text's many windows stay linear)
+    n = len(starts)
+    while i < n:
+        start = starts[i]
         if start >= end:
             break
+        i += 1
         if start < after:
             continue
         m = match(text, start, end)
