@@ -155,12 +155,20 @@ _SE_DAYS = {"seminggu": 7, "sebulan": 30, "setahun": 365, "sehari": 1, "a week":
 
 
 def number(text: str) -> Fraction:
-    return Fraction(text.replace(",", ""))
+    plain = text.replace(",", "")
+    whole, point, decimals = plain.partition(".")
+    if plain.isascii() and whole.isdigit() and (decimals.isdigit() or not point):
+        return Fraction(int(whole + decimals), 10 ** len(decimals))  # "37.8" without parsing it twice
+    return Fraction(plain)
 
 
 def show(x: Fraction | int) -> str:
     if isinstance(x, int) or x.denominator == 1:
         return str(x.numerator)
+    # Six decimals or fewer, below a billion: the digits themselves (what the float below would give).
+    if 1_000_000 % x.denominator == 0 and 0 <= x.numerator < 1_000_000_000 * x.denominator:
+        whole, millionths = divmod(x.numerator * (1_000_000 // x.denominator), 1_000_000)
+        return f"{whole}.{millionths:06d}".rstrip("0")
     decimal = f"{float(x):.6f}".rstrip("0").rstrip(".")
     return decimal if Fraction(decimal) == x else str(x)
 
@@ -179,12 +187,15 @@ def shown(text: str) -> str:
     return show(number(text))
 
 
+_RANGE_PARTS = re.compile(r"\s*(?:-|–|to|hingga|ke)\s*")
+
+
 def _scaled(value: str, factor: Fraction | int) -> str:
     if value == "se":
         value = "1"
     if factor.denominator == 1 and value.isdecimal():
         return str(int(value) * factor.numerator)  # the common case, without fractions
-    parts = re.split(r"\s*(?:-|–|to|hingga|ke)\s*", value)
+    parts = _RANGE_PARTS.split(value)
     try:
         return "-".join(show(number(p) * factor) for p in parts if p)
     except (ValueError, ZeroDivisionError):
@@ -351,7 +362,7 @@ def _frequency_of(m: re.Match[str]) -> str:
         return f"{_scaled(m['times'], Fraction(1))}/day"
     hours = m["hours"] or m["hourly"]
     try:
-        values = [number(p) for p in re.split(r"\s*(?:-|–|to|hingga|ke)\s*", hours) if p]
+        values = [number(p) for p in _RANGE_PARTS.split(hours) if p]
         return "-".join(show(Fraction(24) / v) for v in sorted(values, reverse=True)) + "/day"
     except (ValueError, ZeroDivisionError):
         return hours
@@ -726,7 +737,7 @@ def _medications(r: _Reader, allergic: bytearray) -> None:
     for sm in _STATUS_AT.matches(r.anchors):
         k = bisect_left(mention_starts, sm.end())
         after = mentions[k] if k < len(mentions) and mentions[k].start - sm.end() <= 12 else None
-        if after is not None and not re.search(r"[.;,\n]", norm[sm.end() : after.start]):
+        if after is not None and not _BREAK.search(norm, sm.end(), after.start):
             after.stopped = True
     for sm in _STOPPED_AFTER.matches(r.anchors):
         k = bisect_right(mention_starts, sm.start()) - 1  # the last drug named before the cue
@@ -892,7 +903,7 @@ def _atoms(r: _Reader, windows: list[tuple[int, int]]) -> Iterator[_Atom]:
             yield _Atom("implied route", "oral", "", m.start(), m.end())
     for m in scan(_ROUTE_AT):
         spelled = _squash(m[0])
-        if spelled in ("pr", "p.r.") and re.match(r"\s*[:=]?\s*\d", norm[m.end() :]):
+        if spelled in ("pr", "p.r.") and _PULSE_AFTER.match(norm, m.end()):
             continue  # "PR 88" is a pulse rate
         if _ROUTE_OF[spelled] == "oral" and _NOT_A_ROUTE.match(norm, m.end()):
             continue
@@ -974,8 +985,13 @@ def _ratio(value: str) -> str:
         return value
 
 
+_DURATION_AT = re.compile(rf"{_SLASH}|{_WORDED}")
+_BREAK = re.compile(r"[.;,\n]")
+_PULSE_AFTER = re.compile(r"\s*[:=]?\s*\d")  # "PR 88"
+
+
 def _is_duration_at(norm: str, pos: int) -> bool:
-    return re.match(rf"{_SLASH}|{_WORDED}", norm[pos:]) is not None
+    return _DURATION_AT.match(norm, pos) is not None
 
 
 _GLUE = re.compile(r"^[\s(]*(?:of|of the|daripada|ubat|dose of|dos)?\s*$")

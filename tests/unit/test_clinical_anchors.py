@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from fractions import Fraction
 from pathlib import Path
 from random import Random
 
@@ -113,3 +114,22 @@ def test_the_words_of_a_text_with_its_number_words_replaced_are_its_words() -> N
     for original in TEXTS:
         text, words = numbers.read_words(original)
         assert words == words_of(text.norm), original
+
+
+def _show_slowly(x: Fraction) -> str:
+    """facts.show as first written: through a float, checked against the fraction."""
+    if x.denominator == 1:
+        return str(x.numerator)
+    decimal = f"{float(x):.6f}".rstrip("0").rstrip(".")
+    return decimal if Fraction(decimal) == x else str(x)
+
+
+def test_numbers_are_read_and_shown_as_fractions_would_be() -> None:
+    rng = Random(3)
+    for _ in range(20_000):
+        denominator = rng.choice([2, 3, 4, 7, 8, 24, 25, 30, 64, 125, 1000, 3044, 10**6, 10**7, 2**20])
+        numerator = rng.randrange(0, rng.choice([100, 10**6, 10**12, 10**16]))
+        x = Fraction(numerator, denominator)
+        assert facts.show(x) == _show_slowly(x), x
+    for text in ["0", "007", "37.8", "1,000", "1,000.50", "0.5", "٣٧", "٣٧.٨", "1.", "5.000", "1e3"]:
+        assert facts.number(text) == Fraction(text.replace(",", "")), text
