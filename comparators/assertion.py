@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import accumulate
-from operator import sub
+from operator import add, sub
 from typing import Literal
 
 from comparators.lexicon import TOKEN, words
@@ -150,12 +150,13 @@ def _queries(norm: str, start: int, end: int) -> bool:
 def tokens(norm: str) -> Tokens:
     """Word tokens of a normalized text. A "?" before a diagnosis is a cue ("?pneumonia", "A: ? DVT"); any
     other "?" or "!" ends a sentence, as "." does."""
-    pairs = _SPACED_TOKEN.findall(norm)  # (spaces before, token)
-    words = [word for _, word in pairs]
-    # Tokens follow one another: each starts where the spaces after the one before end.
-    ends = list(accumulate([len(space) + len(word) for space, word in pairs]))
+    # Split on the tokens: ["", spaces, token, "", spaces, token, ..., trailing spaces]. Tokens follow
+    # one another, so each starts where the spaces after the one before end.
+    parts = _SPACED_TOKEN.split(norm)
+    spaces, words = parts[1::3], parts[2::3]
+    ends = list(accumulate(map(add, map(len, spaces), map(len, words))))
     starts = list(map(sub, ends, map(len, words)))
-    breaks = ["\n" in space for space, _ in pairs]
+    breaks = ["\n" in space for space in spaces]
     if "?" in norm or "!" in norm or "’" in norm:
         for i in [k for k, word in enumerate(words) if word in ("?", "!") or "’" in word]:
             word = words[i]

@@ -56,9 +56,11 @@ def tokenize(text: str) -> list[str]:
     """Casefolded words and numbers; punctuation is split off and dropped (ROUGE and lengths count
     words)."""
     text = normalize(text)
-    if text.isascii():  # case does not change where tokens are, and ASCII folds as it lowers
-        return [word or number for word, number, _ in _tokens(text).findall(text.lower()) if word or number]
-    return [(word or number).casefold() for word, number, _ in _tokens(text).findall(text) if word or number]
+    is_ascii = text.isascii()  # case does not change where tokens are, and ASCII folds as it lowers
+    # Split on the tokens: [spaces, word, number, punctuation, spaces, ...], None for the kinds not found.
+    parts = _tokens(text).split(text.lower() if is_ascii else text)
+    found = [word or number for word, number in zip(parts[1::4], parts[2::4], strict=True) if word or number]
+    return found if is_ascii else [token.casefold() for token in found]
 
 
 class Tokenizer:
