@@ -19,32 +19,45 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from collections.abc import Iterable
+from itertools import accumulate
 
 _WORD = re.compile(r"\w+")
 
 
-def words_of(text: str) -> list[tuple[str, int]]:
+# A text's words and where each starts, in order: two lists side by side (no tuple a word).
+Words = tuple[list[str], list[int]]
+_WORD_SPLIT = re.compile(r"(\w+)")
+
+
+def words_of(text: str) -> Words:
     """The text's words (runs of word characters, `\\w+`) and where each starts, in order."""
-    return [(m[0], m.start()) for m in _WORD.finditer(text)]
+    parts = _WORD_SPLIT.split(text)  # [gap, word, gap, word, ..., gap]
+    words = parts[1::2]
+    return words, list(accumulate(map(len, parts)))[0 : 2 * len(words) : 2]
 
 
-def spliced(words: list[tuple[str, int]], edits: list[tuple[int, int, str]]) -> list[tuple[str, int]]:
+def spliced(words: Words, edits: list[tuple[int, int, str]]) -> Words:
     """The `words_of` a text becomes when each (start, end) span of it, in order, is replaced by a
     string: the words outside the spans, moved by what the spans before them changed in length, and
     the strings' own words. Each span starts and ends with a whole word and has no word character on
     either side (so no word is cut or joined), and each string starts and ends with one."""
-    starts = [start for _, start in words]
-    out: list[tuple[str, int]] = []
+    texts, starts = words
+    out_texts: list[str] = []
+    out_starts: list[int] = []
     shift = 0
     i = 0
     for start, end, string in edits:
         j = bisect_left(starts, start, i)
-        out += [(word, at + shift) for word, at in words[i:j]] if shift else words[i:j]
-        out += [(word, at + start + shift) for word, at in words_of(string)]
+        out_texts += texts[i:j]
+        out_starts += [at + shift for at in starts[i:j]] if shift else starts[i:j]
+        new_texts, new_starts = words_of(string)
+        out_texts += new_texts
+        out_starts += [at + start + shift for at in new_starts]
         i = bisect_left(starts, end, j)
         shift += len(string) - (end - start)
-    out += [(word, at + shift) for word, at in words[i:]] if shift else words[i:]
-    return out
+    out_texts += texts[i:]
+    out_starts += [at + shift for at in starts[i:]] if shift else starts[i:]
+    return out_texts, out_starts
 
 
 # Every anchored pattern's first words: word -> the patterns that may start there.
@@ -58,17 +71,16 @@ class Anchors:
 
     __slots__ = ("_starts", "numbers", "text", "words")
 
-    def __init__(self, text: str, pieces: list[tuple[str, int]] | None = None) -> None:
-        """`pieces`: the text's `words_of`, where already found."""
+    def __init__(self, text: str, words: Words | None = None) -> None:
+        """`words`: the text's `words_of`, where already found."""
         self.text = text
         self._starts: dict[Anchored, list[int]] = {}
-        if pieces is None:
-            pieces = words_of(text)
-        self.numbers = [start for word, start in pieces if word[0].isdigit()]
+        texts, starts = words_of(text) if words is None else words
+        self.numbers = [start for word, start in zip(texts, starts, strict=True) if word[0].isdigit()]
         self.words: dict[Anchored, list[int]] = {}  # pattern -> where its first words are, in order
-        for word, start in [piece for piece in pieces if piece[0] in _BY_WORD]:
-            for pattern in _BY_WORD[word]:
-                self.words.setdefault(pattern, []).append(start)
+        for k in [k for k, word in enumerate(texts) if word in _BY_WORD]:
+            for pattern in _BY_WORD[texts[k]]:
+                self.words.setdefault(pattern, []).append(starts[k])
 
 
 class Anchored:

@@ -8,7 +8,7 @@ import unicodedata
 from dataclasses import dataclass
 from fractions import Fraction
 
-from comparators.anchors import matches_at, spliced, words_of
+from comparators.anchors import Words, matches_at, spliced, words_of
 from comparators.lexicon import alternation
 
 # Words that are a number on their own (English, Malay).
@@ -50,17 +50,18 @@ _RUN = re.compile(
 _RUN_WORDS = frozenset({*(_ALL - _POINT), *_POINT, "half"})
 
 
-def run_starts(text: str, words: list[tuple[str, int]]) -> list[int]:
+def run_starts(text: str, words: Words) -> list[int]:
     """Every place a run of number words (`_RUN`) may start, from the text's `words` (comparators/
     anchors.py's `words_of`): a number word, whole (a run starts after no word character and its first
     word ends at a space, a hyphen or another character that is no letter), and the "a" that stands,
     then spaces, before one ("a hundred", "a quarter")."""
+    texts, starts = words
     found: list[int] = []
-    for k in [k for k, (word, _) in enumerate(words) if word in _RUN_WORDS or word == "quarter"]:
-        word, start = words[k]
-        if k > 0 and words[k - 1][0] == "a" and text[words[k - 1][1] + 1 : start].isspace():
-            found.append(words[k - 1][1])
-        if word != "quarter":
+    for k in [k for k, word in enumerate(texts) if word in _RUN_WORDS or word == "quarter"]:
+        start = starts[k]
+        if k > 0 and texts[k - 1] == "a" and text[starts[k - 1] + 1 : start].isspace():
+            found.append(starts[k - 1])
+        if texts[k] != "quarter":
             found.append(start)
     return found
 
@@ -208,7 +209,7 @@ def read(original: str) -> Text:
     return read_words(original)[0]
 
 
-def read_words(original: str) -> tuple[Text, list[tuple[str, int]]]:
+def read_words(original: str) -> tuple[Text, Words]:
     """`read`, and the words of the normalized text (comparators/anchors.py's `words_of`), found once."""
     pieces: list[tuple[str, int, int]] = []  # (normalized piece, original start, original end)
     # Characters NFKC expands ("½" → "1/2", "℃" → "°c") are expanded here, keeping their span.

@@ -111,9 +111,10 @@ def test_facts_made_the_quick_way_are_facts() -> None:
 
 
 def test_the_words_of_a_text_with_its_number_words_replaced_are_its_words() -> None:
-    for original in TEXTS:
+    for original in [*TEXTS, "", "x", " x ", "_a_ b", "--"]:
         text, words = numbers.read_words(original)
-        assert words == words_of(text.norm), original
+        runs = list(re.finditer(r"\w+", text.norm))
+        assert words == words_of(text.norm) == ([m[0] for m in runs], [m.start() for m in runs]), original
 
 
 def _show_slowly(x: Fraction) -> str:
