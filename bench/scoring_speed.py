@@ -2,6 +2,7 @@
 
     python bench/scoring_speed.py              # about 3 minutes on 2 cores
     python bench/scoring_speed.py --quick      # a smoke test
+    python bench/scoring_speed.py --prepare    # only the worker's preparation (no model): ms a pair
 
 Scoring is measured in-process on the worker's own code path (comparators.assess: extract, the route's
 scorers, one batched model call for semantic similarity), without Redis or the store, so the figure is
@@ -133,6 +134,25 @@ def score_all(pairs: list[tuple[str, Exchange, Bodies]], embedder: Embedder, bat
     return len(pairs) / (time.perf_counter() - started)
 
 
+def prepare_speed(n: int = 384, runs: int = 5) -> float:
+    """Milliseconds a chat pair spends in `prepare` (extraction and every scorer but the model), median
+    of `runs` over `n` pairs; the clinical facts' cache is emptied before each run."""
+    from comparators import clinical
+
+    pairs = make_pairs("chat", n, seed=1)
+    for key, x, bodies in pairs[:32]:
+        prepare(key, x, bodies)  # warm-up
+    times = []
+    for _ in range(runs):
+        if hasattr(clinical, "facts_of"):  # (absent before the fact model: the bench times older trees too)
+            clinical.facts_of.cache_clear()
+        started = time.perf_counter()
+        for key, x, bodies in pairs:
+            prepare(key, x, bodies)
+        times.append((time.perf_counter() - started) / n * 1000)
+    return statistics.median(times)
+
+
 def export_speed(n: int) -> dict[str, Any]:
     from comparators.scoring import Result
     from store.db import init_db, make_engine
@@ -247,7 +267,13 @@ def main() -> None:
         "--end-to-end", action="store_true", help="also time the real worker (Redis + SQLite)"
     )
     parser.add_argument("--export-pairs", type=int, default=100_000)
+    parser.add_argument(
+        "--prepare", action="store_true", help="only time the worker's preparation (no model), then stop"
+    )
     args = parser.parse_args()
+    if args.prepare:
+        print(f"prepare: {prepare_speed():.2f} ms a chat pair (384 pairs, median of 5; no model)")
+        return
     n_chat, n_audio, batches = (64, 4, (8, 32)) if args.quick else (384, 16, (8, 32, 64, 128))
     export_n = 5_000 if args.quick else args.export_pairs
 

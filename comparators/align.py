@@ -18,6 +18,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from functools import lru_cache
 from typing import Literal
 
 from comparators.facts import Fact, Facts, span_mask
@@ -80,6 +81,13 @@ def _by_entity(facts: Iterable[Fact]) -> dict[str, list[Fact]]:
     return out
 
 
+def _by_slot(facts: Iterable[Fact]) -> dict[str, list[Fact]]:
+    out: dict[str, list[Fact]] = {}
+    for f in facts:
+        out.setdefault(f.slot, []).append(f)
+    return out
+
+
 def _span(f: Fact | None) -> tuple[int, int] | None:
     return None if f is None or f.start < 0 else (f.start, f.end)
 
@@ -110,7 +118,9 @@ def _one_sided(slot: str, severity: Severity, entity: str, p: list[Fact], o: lis
 _MASS_UNITS = frozenset(("mg", "ml", "units", "mmol", "meq"))
 
 
+@lru_cache(maxsize=4096)
 def _parse(value: str) -> Fraction | None:
+    """A value as a number; None when it is none ("1-2", "3/day"). Remembered: the same few values recur."""
     try:
         return Fraction(value)
     except (ValueError, ZeroDivisionError):
@@ -189,9 +199,10 @@ def _slots(
     """Slot by slot for one entity both sides name. Doses are compared within a dimension (mass with
     mass, tablets with tablets): "1 g" against "2 tablets" is unsaid on each side, not a contradiction."""
     out: list[Difference] = []
+    p_slots, o_slots = _by_slot(p), _by_slot(o)
     for slot, severity in severities.items():
-        ps = [f for f in p if f.slot == slot]
-        os_ = [f for f in o if f.slot == slot]
+        ps = p_slots.get(slot, [])
+        os_ = o_slots.get(slot, [])
         if slot == "dose":
             out += _doses(entity, ps, os_)
         elif ps and os_:
@@ -374,6 +385,7 @@ def _findings(p: Facts, o: Facts) -> list[Difference]:
     out: list[Difference] = []
     p_mentions = p.mentions()
     o_mentions = o.mentions()
+    listed = p_mentions.keys() | o_mentions.keys()  # before phrases: a listed finding keeps its name
     p_spans = span_mask(len(p.text.original), [span for ms in p_mentions.values() for _, span, _ in ms])
     o_spans = span_mask(len(o.text.original), [span for ms in o_mentions.values() for _, span, _ in ms])
     for phrase in dict.fromkeys(ph for ph, _ in [*p.phrases, *o.phrases]):
@@ -382,7 +394,6 @@ def _findings(p: Facts, o: Facts) -> list[Difference]:
             # Where a listed finding or test stands, it speaks for itself ("Dengue NS1" is NS1).
             p_mentions[concept] = [m for m in p.occurrences(phrase) if not _overlaps(m[1], p_spans)]
             o_mentions[concept] = [m for m in o.occurrences(phrase) if not _overlaps(m[1], o_spans)]
-    listed = set(p.mentions()) | set(o.mentions())  # before phrases: a listed finding keeps its name
     ordered = sorted(k for k in p_mentions.keys() & o_mentions.keys() if p_mentions[k] and o_mentions[k])
     for concept in sorted(ordered, key=lambda k: k not in listed):
         pm, om = p_mentions[concept], o_mentions[concept]

@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import accumulate
+from operator import add, sub
 from typing import Literal
 
 from comparators.lexicon import TOKEN, words
@@ -120,6 +122,14 @@ class Tokens:
     starts: list[int]
     ends: list[int]
     breaks: list[bool]  # a line break (or a sentence end) comes before this token
+    positions: dict[str, list[int]]  # word -> the indexes of its tokens, in order
+
+    def where(self, vocabulary: Iterable[str]) -> list[int]:
+        """The indexes of the tokens whose word is in `vocabulary` (a set or a dict's keys), in order."""
+        positions = self.positions
+        found = [i for word in positions.keys() & vocabulary for i in positions[word]]
+        found.sort()
+        return found
 
 
 _SPACED_TOKEN = re.compile(rf"(\s*)({TOKEN.pattern})")
@@ -140,23 +150,26 @@ def _queries(norm: str, start: int, end: int) -> bool:
 def tokens(norm: str) -> Tokens:
     """Word tokens of a normalized text. A "?" before a diagnosis is a cue ("?pneumonia", "A: ? DVT"); any
     other "?" or "!" ends a sentence, as "." does."""
-    words: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    breaks: list[bool] = []
-    for m in _SPACED_TOKEN.finditer(norm):
-        word = m[2]
-        if word == "?" and _ANSWERED.match(norm, m.end()):
-            word = ":"  # "Any fever? No." reads as "fever: no"
-        elif word in ("?", "!") and not (word == "?" and _queries(norm, m.start(2), m.end())):
-            word = "."
-        elif "’" in word:
-            word = word.replace("’", "'")
-        words.append(word)
-        starts.append(m.start(2))
-        ends.append(m.end())
-        breaks.append("\n" in m[1])
-    return Tokens(words, starts, ends, breaks)
+    # Split on the tokens: ["", spaces, token, "", spaces, token, ..., trailing spaces]. Tokens follow
+    # one another, so each starts where the spaces after the one before end.
+    parts = _SPACED_TOKEN.split(norm)
+    spaces, words = parts[1::3], parts[2::3]
+    ends = list(accumulate(map(add, map(len, spaces), map(len, words))))
+    starts = list(map(sub, ends, map(len, words)))
+    breaks = ["\n" in space for space in spaces]
+    if "?" in norm or "!" in norm or "’" in norm:
+        for i in [k for k, word in enumerate(words) if word in ("?", "!") or "’" in word]:
+            word = words[i]
+            if word == "?" and _ANSWERED.match(norm, ends[i]):
+                words[i] = ":"  # "Any fever? No." reads as "fever: no"
+            elif word in ("?", "!") and not (word == "?" and _queries(norm, starts[i], ends[i])):
+                words[i] = "."
+            elif "’" in word:
+                words[i] = word.replace("’", "'")
+    positions: dict[str, list[int]] = {}
+    for i, word in enumerate(words):
+        positions.setdefault(word, []).append(i)
+    return Tokens(words, starts, ends, breaks, positions)
 
 
 def _index(
@@ -175,6 +188,7 @@ _FORWARD_INDEX = _index(_FORWARD)
 _BACKWARD_INDEX = _index(_BACKWARD)
 _PSEUDO_INDEX = _index({"present": _PSEUDO})
 _CUE_STARTS = frozenset(_FORWARD_INDEX) | frozenset(_PSEUDO_INDEX)
+_BACKWARD_STARTS = frozenset(_BACKWARD_INDEX) | {"("}  # a backward cue, or a sign: "(-)"
 
 
 def _match(
@@ -198,12 +212,13 @@ def states(t: Tokens, term_ends: set[int] | None = None) -> tuple[list[State], l
     state: list[State] = ["present"] * n
     cue = [False] * n
     scopes: list[tuple[int, int, State]] = []
-    i = 0
     words = t.words
-    while i < n:
-        if words[i] not in _CUE_STARTS:
-            i += 1
+    i = 0
+    # Only where a cue can start (the loop below moves on by one word, or past a cue or its scope).
+    for at in t.where(_CUE_STARTS):
+        if at < i:
             continue
+        i = at
         size, _ = _match(_PSEUDO_INDEX, t.words, i)
         if size:
             cue[i : i + size] = [True] * min(size, n - i)
@@ -218,7 +233,10 @@ def states(t: Tokens, term_ends: set[int] | None = None) -> tuple[list[State], l
             (
                 k + b
                 for k in range(i, i + size)
-                if (b := _match(_BACKWARD_INDEX, words, k)[0]) and k + b > i + size and _clause_ends(t, k + b)
+                if words[k] in _BACKWARD_INDEX
+                and (b := _match(_BACKWARD_INDEX, words, k)[0])
+                and k + b > i + size
+                and _clause_ends(t, k + b)
             ),
             0,
         )
@@ -254,9 +272,13 @@ def _forward_scope(t: Tokens, first: int, kind: State) -> int:
             total += 1
             j += 1
             continue
-        if _ends_scope(t, j) or _match(_FORWARD_INDEX, t.words, j)[0] or _match(_PSEUDO_INDEX, t.words, j)[0]:
+        if (
+            _ends_scope(t, j)
+            or (w in _FORWARD_INDEX and _match(_FORWARD_INDEX, t.words, j)[0])
+            or (w in _PSEUDO_INDEX and _match(_PSEUDO_INDEX, t.words, j)[0])
+        ):
             break
-        if _has_digit(w) or _match(_BACKWARD_INDEX, t.words, j)[0]:
+        if _has_digit(w) or (w in _BACKWARD_INDEX and _match(_BACKWARD_INDEX, t.words, j)[0]):
             break  # a measurement is no finding ("tidak teratur, RR 18"); a result word ends the scope
         if w in _JOINERS:
             # A scope never starts with a joiner, and "no fever and has a cough" ends the list, as
@@ -307,8 +329,12 @@ def _backward(
     finding or test directly ("neck stiffness negative photophobia negative", said without stops)."""
     n = len(t.words)
     i = 0
-    while i < n:
-        if cue[i] or (t.words[i] not in _BACKWARD_INDEX and t.words[i] != "("):
+    # Only where a backward cue or a sign can start (the loop moves on by one word, or past a cue).
+    for at in t.where(_BACKWARD_STARTS):
+        if at < i:
+            continue
+        i = at
+        if cue[i]:
             i += 1
             continue
         kind: State

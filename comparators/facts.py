@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
 from fractions import Fraction
+from functools import lru_cache
 
 from comparators import assertion
+from comparators.anchors import Anchored, Anchors, first_words
 from comparators.lexicon import Lexicon, Term, alternation, load, words
-from comparators.numbers import Text, read
+from comparators.numbers import Text, read_words
 
 Kind = str  # "medication", "allergy", "finding", "measure", "laterality", "followup", "quantity"
 
@@ -32,6 +34,29 @@ class Fact:
     unit: str  # "mg", "ml", "tablet", "mmhg", "day" ... ("" when the value has none)
     start: int  # span in the original text
     end: int
+
+
+def _fact_maker() -> Callable[[str, str, str, str, str, int, int], Fact]:
+    """`Fact(...)` at half the cost, for the many facts of a text: a frozen dataclass sets each field
+    through `object.__setattr__`; its slots' own descriptors set them directly. The same object."""
+    new = object.__new__
+    kind, entity, slot, value, unit, start, end = (getattr(Fact, f.name).__set__ for f in fields(Fact))
+
+    def make(k: str, n: str, s: str, v: str, u: str, a: int, b: int) -> Fact:
+        fact = new(Fact)
+        kind(fact, k)
+        entity(fact, n)
+        slot(fact, s)
+        value(fact, v)
+        unit(fact, u)
+        start(fact, a)
+        end(fact, b)
+        return fact
+
+    return make
+
+
+_fact = _fact_maker()
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +131,10 @@ DOSE = re.compile(
     rf"(?<![\w.,/])(?P<value>{RANGE}|\d+/\d+|{_SE_UNIT})\s*(?:-\s*)?(?:a\s+)?(?P<unit>{_DOSE_UNIT})(?![a-z])"
     rf"(?!\s*/\s*(?:mmol|dl|l)\b){_PER}(?![a-z])"
 )
+# Where a dose can start (comparators/anchors.py): a number, or "sebiji", "sekapsul".
+_DOSES = Anchored(
+    DOSE, numbers=True, words=("sebiji", "sekapsul", "setitik", "setitis", "sepaket", "seuncang", "sesudu")
+)
 
 DAYS = {
     "d": 1, "day": 1, "days": 1, "hari": 1, "/7": 1,
@@ -126,22 +155,47 @@ _SE_DAYS = {"seminggu": 7, "sebulan": 30, "setahun": 365, "sehari": 1, "a week":
 
 
 def number(text: str) -> Fraction:
-    return Fraction(text.replace(",", ""))
+    plain = text.replace(",", "")
+    whole, point, decimals = plain.partition(".")
+    if plain.isascii() and whole.isdigit() and (decimals.isdigit() or not point):
+        return Fraction(int(whole + decimals), 10 ** len(decimals))  # "37.8" without parsing it twice
+    return Fraction(plain)
 
 
 def show(x: Fraction | int) -> str:
     if isinstance(x, int) or x.denominator == 1:
         return str(x.numerator)
+    # Six decimals or fewer, below a billion: the digits themselves (what the float below would give).
+    if 1_000_000 % x.denominator == 0 and 0 <= x.numerator < 1_000_000_000 * x.denominator:
+        whole, millionths = divmod(x.numerator * (1_000_000 // x.denominator), 1_000_000)
+        return f"{whole}.{millionths:06d}".rstrip("0")
     decimal = f"{float(x):.6f}".rstrip("0").rstrip(".")
     return decimal if Fraction(decimal) == x else str(x)
 
 
-def _scaled(value: str, factor: Fraction) -> str:
+def shown(text: str) -> str:
+    """`show(number(text))`, without fractions where the number is plain: "1,000" is "1000", "37.80"
+    "37.8" (a decimal of up to 15 digits is exact as a float, so `show` would write it so too)."""
+    plain = text.replace(",", "")
+    if plain.isascii():
+        if plain.isdigit():
+            return str(int(plain))
+        whole, _, decimals = plain.partition(".")
+        if whole.isdigit() and decimals.isdigit() and len(whole) <= 9 and len(decimals) <= 6:
+            decimals = decimals.rstrip("0")
+            return f"{int(whole)}.{decimals}" if decimals else str(int(whole))
+    return show(number(text))
+
+
+_RANGE_PARTS = re.compile(r"\s*(?:-|–|to|hingga|ke)\s*")
+
+
+def _scaled(value: str, factor: Fraction | int) -> str:
     if value == "se":
         value = "1"
-    if factor == 1 and value.isdigit():
-        return str(int(value))  # the common case, without fractions
-    parts = re.split(r"\s*(?:-|–|to|hingga|ke)\s*", value)
+    if factor.denominator == 1 and value.isdecimal():
+        return str(int(value) * factor.numerator)  # the common case, without fractions
+    parts = _RANGE_PARTS.split(value)
     try:
         return "-".join(show(number(p) * factor) for p in parts if p)
     except (ValueError, ZeroDivisionError):
@@ -153,9 +207,21 @@ def _snap(days: str) -> str:
     a year, 12 weeks = 3 months. From 28 days on, intervals are counted in months of 30 days."""
     parts = []
     for part in days.split("-"):
+        if part.isdecimal():  # the common case, without fractions
+            days_ = int(part)
+            parts.append(str(days_) if days_ < 28 else str(_round_half_even(days_ * 100, 3044) * 30))
+            continue
         value = number(part)
         parts.append(show(Fraction(round(value / Fraction(3044, 100)) * 30)) if value >= 28 else show(value))
     return "-".join(parts)
+
+
+def _round_half_even(numerator: int, denominator: int) -> int:
+    """`round(Fraction(numerator, denominator))` in integers (a tie goes to the even neighbour)."""
+    floor, remainder = divmod(numerator, denominator)
+    if remainder * 2 < denominator or (remainder * 2 == denominator and floor % 2 == 0):
+        return floor
+    return floor + 1
 
 
 def interval_days(m: re.Match[str]) -> str:
@@ -165,12 +231,12 @@ def interval_days(m: re.Match[str]) -> str:
 def _interval_days(m: re.Match[str]) -> str:
     g = m.groupdict()
     if g.get("n1"):
-        return _scaled(g["n1"], Fraction(DAYS["/" + g["d1"]]))
+        return _scaled(g["n1"], DAYS["/" + g["d1"]])
     if g.get("n2"):
         unit = g["d2"]
         if unit in _HOURS or unit.rstrip("s") in _HOURS:
             return _scaled(g["n2"], Fraction(1, 24))
-        return _scaled(g["n2"], Fraction(DAYS.get(unit, DAYS.get(unit.rstrip("s"), 1))))
+        return _scaled(g["n2"], DAYS.get(unit, DAYS.get(unit.rstrip("s"), 1)))
     if g.get("n3"):
         return str(g["n3"])
     return str(_SE_DAYS[re.sub(r"\s+", " ", g["se"])])
@@ -256,19 +322,32 @@ def _alternation(table: dict[str, str]) -> tuple[re.Pattern[str], dict[str, str]
 ROUTE, _ROUTE_OF = _alternation(_ROUTES)
 FREQUENCY, _FREQUENCY_OF = _alternation(_FREQUENCIES)
 TIMING, _TIMING_OF = _alternation(_TIMINGS)
-STATUS, _ = _alternation({"stopped": _STATUS_STOP})
+STATUS, _STATUS_OF = _alternation({"stopped": _STATUS_STOP})
+# Each starts where one of its spellings' first words is written.
+_ROUTE_AT = Anchored(ROUTE, words=first_words(_ROUTE_OF))
+_FREQUENCY_AT = Anchored(FREQUENCY, words=first_words(_FREQUENCY_OF))
+_TIMING_AT = Anchored(TIMING, words=first_words(_TIMING_OF))
+_STATUS_AT = Anchored(STATUS, words=first_words(_STATUS_OF))
 # "3 times a day", "2x/day", "3 kali sehari", "every 4 hours", "q4h", "4-6 hourly", "8 jam sekali"
-_TIMES = re.compile(
-    rf"(?<![\w.])(?:(?P<times>{RANGE})\s*(?:x|times|kali|×)\s*(?:a|per|/|in\s+a|setiap)?\s*"
-    rf"(?:day|daily|sehari|hari)\b|(?P<hourly>{RANGE})\s*-?\s*(?:hourly|jam\s+sekali)\b)"
-    rf"|\b(?:every|setiap|tiap|q)\s*(?P<hours>{RANGE})\s*(?:hours?|hrs?|h|jam|hourly)\b"
+_TIMES = Anchored(
+    re.compile(
+        rf"(?<![\w.])(?:(?P<times>{RANGE})\s*(?:x|times|kali|×)\s*(?:a|per|/|in\s+a|setiap)?\s*"
+        rf"(?:day|daily|sehari|hari)\b|(?P<hourly>{RANGE})\s*-?\s*(?:hourly|jam\s+sekali)\b)"
+        rf"|\b(?:every|setiap|tiap|q)\s*(?P<hours>{RANGE})\s*(?:hours?|hrs?|h|jam|hourly)\b"
+    ),
+    numbers=True,
+    finder=r"(?:every|setiap|tiap|q)\s*\d",
 )
 # Dispensed amounts: "dispense 20 tabs", "bekalan 10 biji", "qty: 30", "#20", "x 20 tabs".
-_QUANTITY = re.compile(
-    rf"(?:\b(?:dispense|dispensed|supply|supplied|qty|quantity|bekalan|jumlah|sebanyak|total of|"
-    rf"beri sebanyak|bagi sebanyak)\b\s*[:=]?\s*|#\s*|\bx\s*)(?P<q>{NUM})\s*"
-    rf"(?P<u>tabs?|tablets?|biji|caps?|capsules?|sachets?|bottles?|botol|pens?|vials?|tubes?|tiub|"
-    rf"inhalers?|boxes|box|kotak|strips?|papan)?(?![a-z/])"
+_QUANTITY = Anchored(
+    re.compile(
+        rf"(?:\b(?:dispense|dispensed|supply|supplied|qty|quantity|bekalan|jumlah|sebanyak|total of|"
+        rf"beri sebanyak|bagi sebanyak)\b\s*[:=]?\s*|#\s*|\bx\s*)(?P<q>{NUM})\s*"
+        rf"(?P<u>tabs?|tablets?|biji|caps?|capsules?|sachets?|bottles?|botol|pens?|vials?|tubes?|tiub|"
+        rf"inhalers?|boxes|box|kotak|strips?|papan)?(?![a-z/])"
+    ),
+    words=words("dispense dispensed supply supplied qty quantity bekalan jumlah sebanyak total beri bagi"),
+    finder=r"#|x\s*\d",
 )
 
 
@@ -283,7 +362,7 @@ def _frequency_of(m: re.Match[str]) -> str:
         return f"{_scaled(m['times'], Fraction(1))}/day"
     hours = m["hours"] or m["hourly"]
     try:
-        values = [number(p) for p in re.split(r"\s*(?:-|–|to|hingga|ke)\s*", hours) if p]
+        values = [number(p) for p in _RANGE_PARTS.split(hours) if p]
         return "-".join(show(Fraction(24) / v) for v in sorted(values, reverse=True)) + "/day"
     except (ValueError, ZeroDivisionError):
         return hours
@@ -306,6 +385,7 @@ class _Atom:
 @dataclass(slots=True)
 class _Reader:
     text: Text
+    anchors: Anchors  # where in norm the patterns can start
     lex: Lexicon
     tokens: assertion.Tokens
     terms: list[Term]
@@ -318,8 +398,10 @@ class _Reader:
         return self.text.norm
 
     def add(self, kind: str, entity: str, slot: str, value: str, unit: str, start: int, end: int) -> None:
-        s, e = self.text.span(start, end)
-        self.facts.append(Fact(kind, entity, slot, value, unit, s, e))
+        offsets = self.text.offsets  # Text.span, inline: facts are many
+        if offsets is not None:
+            start, end = offsets[start], offsets[end] if end > start else offsets[start]
+        self.facts.append(_fact(kind, entity, slot, value, unit, start, end))
 
     def claim(self, start: int, end: int) -> None:
         self.claimed[start:end] = b"\x01" * (end - start)
@@ -344,11 +426,19 @@ def span_mask(size: int, spans: list[tuple[int, int]]) -> bytearray:
 
 
 def extract(original: str) -> Facts:
-    text = read(original)
+    text, words_of_norm = read_words(original)
     lex = load()
     toks = assertion.tokens(text.norm)
+    anchors = Anchors(text.norm, words_of_norm)
     reader = _Reader(
-        text, lex, toks, lex.terms(toks.words), bytearray(len(text.norm)), [], durations(text.norm)
+        text,
+        anchors,
+        lex,
+        toks,
+        lex.terms(toks.words, toks.positions),
+        bytearray(len(text.norm)),
+        [],
+        durations(anchors),
     )
     _measures(reader)
     allergic = span_mask(len(text.norm), _allergies(reader))  # where drug names are allergens
@@ -357,10 +447,7 @@ def extract(original: str) -> Facts:
     _laterality(reader)
     states, phrases = _findings(reader, allergic)
     _leftover_quantities(reader)
-    positions: dict[str, list[int]] = {}
-    for i, w in enumerate(toks.words):
-        positions.setdefault(w, []).append(i)
-    return Facts(text, reader.facts, toks, states, phrases, positions)
+    return Facts(text, reader.facts, toks, states, phrases, toks.positions)
 
 
 # --- vital signs and labs ----------------------------------------------------------------------
@@ -378,12 +465,18 @@ _MEASURE_VALUE = re.compile(
 _BP_AGAIN = re.compile(
     r"\s*(?:\([^()\n]{0,30}\))?\s*(?:,|and|dan|;)\s*(?P<a>\d{2,3})\s*/\s*(?P<b>\d{2,3})(?![\d/])"
 )
-_AGE = re.compile(
-    rf"(?<![\w.,/])(?P<v>{NUM})\s*(?:-\s*)?(?:years?[\s-]*old|year-old|yrs?[\s-]*old|yo|y/o|y\.o\.|"
-    r"tahun|thn)(?![a-z])"
+_AGE = Anchored(
+    re.compile(
+        rf"(?<![\w.,/])(?P<v>{NUM})\s*(?:-\s*)?(?:years?[\s-]*old|year-old|yrs?[\s-]*old|yo|y/o|y\.o\.|"
+        r"tahun|thn)(?![a-z])"
+    ),
+    numbers=True,
 )
-_TEMPERATURE = re.compile(
-    r"(?<![\w.,/])(?P<v>3[4-9](?:[.,]\d+)?|4[0-2](?:[.,]\d+)?)\s*(?:°\s*c|º\s*c|degrees?\s*(?:celsius|c)?|darjah(?:\s+celsius)?|celsius|c)(?![a-z])"
+_TEMPERATURE = Anchored(
+    re.compile(
+        r"(?<![\w.,/])(?P<v>3[4-9](?:[.,]\d+)?|4[0-2](?:[.,]\d+)?)\s*(?:°\s*c|º\s*c|degrees?\s*(?:celsius|c)?|darjah(?:\s+celsius)?|celsius|c)(?![a-z])"
+    ),
+    numbers=True,
 )
 
 
@@ -414,7 +507,7 @@ def _measures(r: _Reader) -> None:
             m = _MEASURE_VALUE.match(r.norm, at)
             if m is None:
                 continue
-            value = show(number(m["v"]))
+            value = shown(m["v"])
             if term.key in _CELL_COUNTS and number(m["v"]) >= 1000:
                 value = show(number(m["v"]) / 1000)  # 150,000/µL is 150 x 10^9/L
         start = r.tokens.starts[term.first]
@@ -427,21 +520,21 @@ def _measures(r: _Reader) -> None:
                     "measure", "bp", "value", f"{again['a']}/{again['b']}", "", again.start("a"), again.end()
                 )
                 r.claim(again.start("a"), again.end())
-    for m in _AGE.finditer(r.norm):
+    for m in _AGE.matches(r.anchors):
         if r.free(m.start(), m.end()) and not _DURATION_BEFORE.search(
             r.norm, max(0, m.start() - 12), m.start()
         ):
-            r.add("measure", "age", "value", show(number(m["v"])), "", m.start(), m.end())
+            r.add("measure", "age", "value", shown(m["v"]), "", m.start(), m.end())
             r.claim(m.start(), m.end())
-    for m in _TEMPERATURE.finditer(r.norm):
+    for m in _TEMPERATURE.matches(r.anchors):
         if r.free(m.start(), m.end()):
-            r.add("measure", "temperature", "value", show(number(m["v"])), "", m.start(), m.end())
+            r.add("measure", "temperature", "value", shown(m["v"]), "", m.start(), m.end())
             r.claim(m.start(), m.end())
 
 
 # --- allergies -----------------------------------------------------------------------------------
 
-_NO_ALLERGY = re.compile(
+_NO_ALLERGY_RX = re.compile(
     r"\b(?:allerg\w*|alahan|alergi)\s*[:=\-]?\s*(?:none\s+known|not\s+known|nil\s+known|tiada\s+diketahui)\b|"
     r"\b(?:nkda|nka|nkfa|nkma|nkfda)\b"
     r"|\bno\s+(?:known\s+)?(?:drug\s+|food\s+|medication\s+|medicine\s+)?(?:allerg\w*|alahan|alergi)"
@@ -454,10 +547,20 @@ _NO_ALLERGY = re.compile(
     r"|\bnot\s+allergic\s+to\s+any"
     r"|\btidak\s+alah\s+(?:kepada|pada|dengan)?\s*(?:sebarang|apa-apa)\s+ubat"
 )
-_ALLERGY_CUE = re.compile(
-    r"\b(?:allergic\s+to|allergy\s+to|allergies\s+to|allergy|allergies|allergic|alahan|alergi|alergik|"
-    r"alah|sensitive\s+to|hypersensitivity\s+to|intolerance\s+to)\b"
-    r"(?:\s+(?:ubat|makanan|kepada|terhadap|pada|dengan|to|is|are|:|=|-))*"
+_NO_ALLERGY = Anchored(
+    _NO_ALLERGY_RX,
+    words=words("nkda nka nkfa nkma nkfda no denies denied deny tiada tidak tak takde bukan not"),
+    finder="al(?:lerg|ahan|ergi)",  # "allergies:none", glued
+)
+_ALLERGY_CUE = Anchored(
+    re.compile(
+        r"\b(?:allergic\s+to|allergy\s+to|allergies\s+to|allergy|allergies|allergic|alahan|alergi|alergik|"
+        r"alah|sensitive\s+to|hypersensitivity\s+to|intolerance\s+to)\b"
+        r"(?:\s+(?:ubat|makanan|kepada|terhadap|pada|dengan|to|is|are|:|=|-))*"
+    ),
+    words=words(
+        "allergic allergy allergies alahan alergi alergik alah sensitive hypersensitivity intolerance"
+    ),
 )
 _REACTIONS = {
     "rash": "rash,rashes,ruam,kemerahan", "urticaria": "hives,urticaria,biduran,bintat",
@@ -474,14 +577,14 @@ def _allergies(r: _Reader) -> list[tuple[int, int]]:
     """Allergy statements: "none known" or the agents (drug or allergen) and reactions. Returns the
     norm spans they cover, so their drug names are not read as medications."""
     spans: list[tuple[int, int]] = []
-    for m in _NO_ALLERGY.finditer(r.norm):
+    for m in _NO_ALLERGY.matches(r.anchors):
         r.add("allergy", "allergy", "allergy", "none known", "", m.start(), m.end())
         spans.append((m.start(), m.end()))
     agent_terms = [t for t in r.terms if t.category in ("drugs", "allergens")]
     starts = r.tokens.starts
     agent_starts = [starts[t.first] for t in agent_terms]
     none_known = span_mask(len(r.norm), spans)
-    for m in _ALLERGY_CUE.finditer(r.norm):
+    for m in _ALLERGY_CUE.matches(r.anchors):
         if none_known[m.start()]:
             continue
         # Agents after the cue up to the clause's end; or the agent just before it ("penicillin allergy").
@@ -507,18 +610,27 @@ def _allergies(r: _Reader) -> list[tuple[int, int]]:
     return spans
 
 
+@lru_cache(maxsize=4096)
 def _squash(s: str) -> str:
+    """A spelling as the lookup tables write it: any run of spaces as one."""
     return re.sub(r"\s+", " ", s)
 
 
 # --- follow-up -----------------------------------------------------------------------------------
 
-_FOLLOWUP_CUE = re.compile(
-    r"\b(?:review|reviewed|follow[\s-]*up|f/u|fu|tca|rv|r/v|see\s+(?:you\s+)?again|see\s+you\s+back|"
-    r"return|come\s+back|come\s+again|recheck|re-check|repeat|temujanji|datang\s+semula|datang\s+balik|"
-    r"datang\s+lagi|kembali|ulang\s+semula|jumpa\s+semula|jumpa\s+lagi|rawatan\s+susulan|susulan|"
-    r"appointment|appt|next\s+visit|lawatan\s+seterusnya|lawatan\s+susulan|ulangan|refer|referred|"
-    r"referral|rujuk|dirujuk|rujukan)\b"
+_FOLLOWUP_CUE = Anchored(
+    re.compile(
+        r"\b(?:review|reviewed|follow[\s-]*up|f/u|fu|tca|rv|r/v|see\s+(?:you\s+)?again|see\s+you\s+back|"
+        r"return|come\s+back|come\s+again|recheck|re-check|repeat|temujanji|datang\s+semula|datang\s+balik|"
+        r"datang\s+lagi|kembali|ulang\s+semula|jumpa\s+semula|jumpa\s+lagi|rawatan\s+susulan|susulan|"
+        r"appointment|appt|next\s+visit|lawatan\s+seterusnya|lawatan\s+susulan|ulangan|refer|referred|"
+        r"referral|rujuk|dirujuk|rujukan)\b"
+    ),
+    words=words(
+        "review reviewed follow followup f fu tca rv r see return come recheck re repeat temujanji datang "
+        "kembali ulang jumpa rawatan susulan appointment appt next lawatan ulangan refer referred referral "
+        "rujuk dirujuk rujukan"
+    ),
 )
 # The interval follows the cue within a few words ("F/u in diabetic clinic in 3 months"); more
 # intervals may follow in the same sentence ("F/u: HF clinic 2/52, RP in 1/52").
@@ -528,7 +640,7 @@ _INTERVAL = re.compile(INTERVAL)
 
 def _followups(r: _Reader) -> None:
     norm = r.norm
-    for cue in _FOLLOWUP_CUE.finditer(norm):
+    for cue in _FOLLOWUP_CUE.matches(r.anchors):
         if not r.free(cue.start(), cue.end()):
             continue
         stop = _SENTENCE.search(norm, cue.end())
@@ -565,8 +677,11 @@ _NOT_DRUGS = words(
     "medicine about approximately around only sahaja weight berat temp suhu glucose sugar level paras "
     "reading bacaan drink minum water air fluids cecair oral stat urine output intake"
 )
-_UNKNOWN_DRUG = re.compile(
-    rf"\b(?P<name>[a-z][a-z\-]{{3,}})\s+(?={RANGE}\s*(?:mg|mcg|g|ml|units|iu)\b(?!\s*/\s*(?:mmol|dl|l)\b))"
+_UNKNOWN_DRUG = Anchored(
+    re.compile(
+        rf"\b(?P<name>[a-z][a-z\-]{{3,}})\s+(?={RANGE}\s*(?:mg|mcg|g|ml|units|iu)\b(?!\s*/\s*(?:mmol|dl|l)\b))"
+    ),
+    before_numbers=True,
 )
 
 
@@ -593,7 +708,7 @@ def _medications(r: _Reader, allergic: bytearray) -> None:
     known = r.lex.keys("drugs")
     other_terms = {(starts[t.first]) for t in r.terms}
     named = span_mask(len(norm), [(x.start, x.end) for x in mentions])
-    for m in _UNKNOWN_DRUG.finditer(norm):
+    for m in _UNKNOWN_DRUG.matches(r.anchors):
         name = m["name"]
         if (
             name in _NOT_DRUGS
@@ -619,12 +734,12 @@ def _medications(r: _Reader, allergic: bytearray) -> None:
     if not mentions:
         return
     mention_starts = [x.start for x in mentions]
-    for sm in STATUS.finditer(norm):
+    for sm in _STATUS_AT.matches(r.anchors):
         k = bisect_left(mention_starts, sm.end())
         after = mentions[k] if k < len(mentions) and mentions[k].start - sm.end() <= 12 else None
-        if after is not None and not re.search(r"[.;,\n]", norm[sm.end() : after.start]):
+        if after is not None and not _BREAK.search(norm, sm.end(), after.start):
             after.stopped = True
-    for sm in _STOPPED_AFTER.finditer(norm):
+    for sm in _STOPPED_AFTER.matches(r.anchors):
         k = bisect_right(mention_starts, sm.start()) - 1  # the last drug named before the cue
         if (
             k >= 0
@@ -675,17 +790,26 @@ def _medications(r: _Reader, allergic: bytearray) -> None:
 # What a dosage form implies when no route is written: "T. Maxolon", "2 puffs", "1 suppository".
 _FORM_ROUTES = {"tablet": "oral", "capsule": "oral", "sachet": "oral", "spoon": "oral", "puff": "inhaled",
                 "suppository": "rectal", "patch": "transdermal"}  # fmt: skip
-_FORMS = re.compile(
-    r"(?<![\w.])(?<!\d\s)(?:t\.|tab\.?|tabs\.?|tablet|cap\.?|caps\.?|capsule|kapsul|syr\.?|syrup|sirap|mixture|"
-    r"susp\.?|suspension)(?=\s*[a-z])"
+_FORMS = Anchored(
+    re.compile(
+        r"(?<![\w.])(?<!\d\s)(?:t\.|tab\.?|tabs\.?|tablet|cap\.?|caps\.?|capsule|kapsul|syr\.?|syrup|sirap|"
+        r"mixture|susp\.?|suspension)(?=\s*[a-z])"
+    ),
+    words=("t",),  # "t."
+    finder=r"tab|cap|kapsul|syr|sirap|mixture|susp",  # glued to what follows: "tablets", "caps"
 )
 # A drug stopped or not given, said after it: "GTN tidak diberi", "aspirin withheld".
-_STOPPED_AFTER = re.compile(
-    r"\b(?:not\s+given|withheld|held|omitted|stopped|discontinued|ceased|tidak\s+diberi(?:kan)?|ditahan|"
-    r"dihentikan|diberhentikan|tidak\s+diteruskan|not\s+continued|not\s+to\s+be\s+given)\b"
+_STOPPED_AFTER = Anchored(
+    re.compile(
+        r"\b(?:not\s+given|withheld|held|omitted|stopped|discontinued|ceased|tidak\s+diberi(?:kan)?|ditahan|"
+        r"dihentikan|diberhentikan|tidak\s+diteruskan|not\s+continued|not\s+to\s+be\s+given)\b"
+    ),
+    words=words(
+        "not withheld held omitted stopped discontinued ceased tidak ditahan dihentikan diberhentikan"
+    ),
 )
 # Malay "makan" (take by mouth), not "sebelum/selepas makan" (meals).
-_MAKAN = re.compile(r"\bmakan\b(?!\s+(?:makanan|nasi|minum))")
+_MAKAN = Anchored(re.compile(r"\bmakan\b(?!\s+(?:makanan|nasi|minum))"), words=("makan",))
 _MEAL_BEFORE = re.compile(
     r"(?:sebelum|selepas|lepas|sesudah|semasa|bersama|waktu|jangan|tidak|boleh|selera)\s+$"
 )
@@ -733,9 +857,8 @@ def _windows(norm: str, mentions: list[_Mention]) -> list[tuple[int, int]]:
 def _atoms(r: _Reader, windows: list[tuple[int, int]]) -> Iterator[_Atom]:
     norm = r.norm
 
-    def scan(rx: re.Pattern[str]) -> Iterator[re.Match[str]]:
-        for start, end in windows:
-            yield from rx.finditer(norm, start, end)
+    def scan(rx: Anchored) -> list[re.Match[str]]:
+        return rx.matches_in(r.anchors, windows)
 
     taken = bytearray(len(norm))
 
@@ -749,11 +872,11 @@ def _atoms(r: _Reader, windows: list[tuple[int, int]]) -> Iterator[_Atom]:
         if m[0].lstrip().startswith("x") and (m["u"] is None or _is_duration_at(norm, m.start("q"))):
             continue
         if fresh(m.start(), m.end()):
-            yield _Atom("quantity", show(number(m["q"])), "", m.start(), m.end())
+            yield _Atom("quantity", shown(m["q"]), "", m.start(), m.end())
     for m in scan(_TIMES):
         if fresh(m.start(), m.end()):
             yield _Atom("frequency", _frequency_of(m), "", m.start(), m.end())
-    for m in scan(FREQUENCY):
+    for m in scan(_FREQUENCY_AT):
         spelled = _squash(m[0])
         if spelled in _SHOUTED and not _shouted(r, m):
             continue
@@ -766,7 +889,7 @@ def _atoms(r: _Reader, windows: list[tuple[int, int]]) -> Iterator[_Atom]:
     for m in (m for m in r.durations if any(s <= m.start() < e for s, e in windows)):
         if fresh(m.start(), m.end()):
             yield _Atom("duration", interval_days(m), "day", m.start(), m.end())
-    for m in scan(TIMING):
+    for m in scan(_TIMING_AT):
         spelled = _squash(m[0])
         if spelled in _SHOUTED and not _shouted(r, m):
             continue
@@ -778,9 +901,9 @@ def _atoms(r: _Reader, windows: list[tuple[int, int]]) -> Iterator[_Atom]:
     for m in scan(_FORMS):
         if fresh(m.start(), m.end()):
             yield _Atom("implied route", "oral", "", m.start(), m.end())
-    for m in scan(ROUTE):
+    for m in scan(_ROUTE_AT):
         spelled = _squash(m[0])
-        if spelled in ("pr", "p.r.") and re.match(r"\s*[:=]?\s*\d", norm[m.end() :]):
+        if spelled in ("pr", "p.r.") and _PULSE_AFTER.match(norm, m.end()):
             continue  # "PR 88" is a pulse rate
         if _ROUTE_OF[spelled] == "oral" and _NOT_A_ROUTE.match(norm, m.end()):
             continue
@@ -791,7 +914,7 @@ def _atoms(r: _Reader, windows: list[tuple[int, int]]) -> Iterator[_Atom]:
         if d is not None and fresh(m.start(), m.end()):
             unit, factor = DOSE_UNITS[_squash(d["unit"])]
             yield _Atom("max dose", _scaled(d["value"], factor), unit, m.start(), m.end())
-    for m in scan(DOSE):
+    for m in scan(_DOSES):
         if not fresh(m.start(), m.end()):
             continue
         unit, factor = DOSE_UNITS[_squash(m["unit"])]
@@ -800,7 +923,7 @@ def _atoms(r: _Reader, windows: list[tuple[int, int]]) -> Iterator[_Atom]:
             value = _ratio(value)
         else:
             part = _PART_OF.search(norm, max(0, m.start() - 16), m.start())
-            value = _scaled(value, factor * (number(part["part"]) if part else 1))
+            value = _scaled(value, factor * number(part["part"]) if part else factor)
         per = m["per"]
         if per:
             unit = f"{unit}/{ {'hari': 'day', 'hr': 'h', 'hour': 'h', 'jam': 'h'}.get(per, per) }"
@@ -816,29 +939,36 @@ def _shouted(r: _Reader, m: re.Match[str]) -> bool:
     return r.text.original[start:end].isupper()
 
 
-_MAX_DOSE = re.compile(
-    r"\b(?:max|max\.|maximum|not\s+(?:to\s+)?exceed|do\s+not\s+exceed|up\s+to|no\s+more\s+than|"
-    r"not\s+more\s+than|tidak\s+melebihi|jangan\s+melebihi|jangan\s+lebih(?:\s+daripada)?|"
-    r"tidak\s+lebih(?:\s+daripada)?|maksimum|had)\s*(?:of\s+|dose\s+|daily\s+dose\s+|"
-    rf"dos\s+)?[:=]?\s*(?P<dose>{RANGE})\s*(?:{_DOSE_UNIT})(?![a-z])(?:\s*(?:/\s*(?:day|hari|24\s*h(?:ours?)?)|a\s+day|"
-    r"per\s+day|in\s+24\s+hours|in\s+a\s+day|sehari|dalam\s+sehari|dalam\s+24\s+jam|daily))?"
+_MAX_DOSE = Anchored(
+    re.compile(
+        r"\b(?:max|max\.|maximum|not\s+(?:to\s+)?exceed|do\s+not\s+exceed|up\s+to|no\s+more\s+than|"
+        r"not\s+more\s+than|tidak\s+melebihi|jangan\s+melebihi|jangan\s+lebih(?:\s+daripada)?|"
+        r"tidak\s+lebih(?:\s+daripada)?|maksimum|had)\s*(?:of\s+|dose\s+|daily\s+dose\s+|"
+        rf"dos\s+)?[:=]?\s*(?P<dose>{RANGE})\s*(?:{_DOSE_UNIT})(?![a-z])(?:\s*(?:/\s*(?:day|hari|24\s*h(?:ours?)?)|a\s+day|"
+        r"per\s+day|in\s+24\s+hours|in\s+a\s+day|sehari|dalam\s+sehari|dalam\s+24\s+jam|daily))?"
+    ),
+    words=words("max maximum not do up no tidak jangan maksimum had"),
+    finder=r"(?:max|maksimum|had)\w",  # glued to what follows: "max500mg", "maxdose 4 g"
 )
 # "half of a 10 mg tablet", "0.5 x 10 mg", "2 x 500 mg": a part or a multiple of the strength named.
 _PART_OF = re.compile(
     r"(?<![\d./])(?P<part>0?\.\d+|1/2|1/4|[1-9](?=\s*[x×]))\s*(?:of\s+)?(?:a\s+|an\s+|[x×]\s*)?$"
 )
 # Prefixed ("x 5 hari", "for a week"), or in the clinic shorthand that needs none ("5/7", "2/52").
-_DURATION_PREFIXED = re.compile(
-    rf"(?P<prefix>\b(?:x|for|selama|untuk|over|dalam\s+tempoh|during|diteruskan|sehingga|until)\s*){INTERVAL}"
+_DURATION_PREFIXED = Anchored(
+    re.compile(
+        rf"(?P<prefix>\b(?:x|for|selama|untuk|over|dalam\s+tempoh|during|diteruskan|sehingga|until)\s*){INTERVAL}"
+    ),
+    finder="x|for|selama|untuk|over|dalam|during|diteruskan|sehingga|until",  # "x5/7", glued
 )
-_DURATION_SHORTHAND = re.compile(rf"(?<![\w.]){_SLASH}")
+_DURATION_SHORTHAND = Anchored(re.compile(rf"(?<![\w.]){_SLASH}"), numbers=True)
 
 
-def durations(norm: str) -> list[re.Match[str]]:
+def durations(at: Anchors) -> list[re.Match[str]]:
     """Every duration, in order, none overlapping another: prefixed ("x 5 hari", "for a week"), or in
     the clinic shorthand that needs none ("5/7", "2/52")."""
     found = sorted(
-        [*_DURATION_PREFIXED.finditer(norm), *_DURATION_SHORTHAND.finditer(norm)], key=lambda m: m.start()
+        [*_DURATION_PREFIXED.matches(at), *_DURATION_SHORTHAND.matches(at)], key=lambda m: m.start()
     )
     out: list[re.Match[str]] = []
     for m in found:
@@ -855,8 +985,13 @@ def _ratio(value: str) -> str:
         return value
 
 
+_DURATION_AT = re.compile(rf"{_SLASH}|{_WORDED}")
+_BREAK = re.compile(r"[.;,\n]")
+_PULSE_AFTER = re.compile(r"\s*[:=]?\s*\d")  # "PR 88"
+
+
 def _is_duration_at(norm: str, pos: int) -> bool:
-    return re.match(rf"{_SLASH}|{_WORDED}", norm[pos:]) is not None
+    return _DURATION_AT.match(norm, pos) is not None
 
 
 _GLUE = re.compile(r"^[\s(]*(?:of|of the|daripada|ubat|dose of|dos)?\s*$")
@@ -926,9 +1061,10 @@ def _laterality(r: _Reader) -> None:
     by_first = {t.first: t for t in anchors}
     by_last = {t.last - 1: t for t in anchors}
     skip = -1
-    for i, w in enumerate(words):
-        side = _SIDES.get(w)
-        if side is None or i <= skip:
+    for i in r.tokens.where(_SIDES.keys()):
+        w = words[i]
+        side = _SIDES[w]
+        if i <= skip:
             continue
         if w in ("l", "r", "lt", "rt") and not _shouted_token(r, i):
             continue
@@ -1000,16 +1136,20 @@ def _findings(
         if allergic[t.starts[first]]:
             continue
         # A cue may reach only part of a term ("kahak AFB ... negatif" reaches "AFB").
-        state = next((states[k] for k in range(term.first, term.last) if states[k] != "present"), "present")
+        if term.last - term.first == 1:  # most terms are one word
+            state = states[term.first]
+        else:
+            inside = range(term.first, term.last)
+            state = next((states[k] for k in inside if states[k] != "present"), "present")
         if term.category == "tests" and state == "present":
             state = _result_after(t, term, set(known)) or state
         slot = "result" if term.category == "tests" else "assertion"
         start, end = r.char(term.first, term.last)
         r.add("finding", term.key, slot, state, "", start, end)
         seen.update(range(term.first, term.last))
-    for i, w in enumerate(t.words):
-        if w in _INHERENTLY and i not in seen:
-            concept, inherent = _INHERENTLY[w]
+    for i in t.where(_INHERENTLY.keys()):
+        if i not in seen:
+            concept, inherent = _INHERENTLY[t.words[i]]
             start, end = r.char(i, i + 1)
             r.add("finding", concept, "assertion", inherent, "", start, end)
     # Findings no vocabulary lists: each phrase a cue governs is looked up on both sides by its words.
@@ -1050,16 +1190,25 @@ _OTHER_UNITS = {
     "year": "year old,years old,year-old,tahun", "l/day": "l/day,litres a day,liter sehari",
 }  # fmt: skip
 _OTHER_BODY, _OTHER_OF = _lookup(_OTHER_UNITS)
-_OTHER = re.compile(rf"(?<![\w.,/])(?P<v>{RANGE}|\d+/\d+)\s*(?P<u>{_OTHER_BODY})(?![a-z])")
+_OTHER = Anchored(
+    re.compile(rf"(?<![\w.,/])(?P<v>{RANGE}|\d+/\d+)\s*(?P<u>{_OTHER_BODY})(?![a-z])"), numbers=True
+)
 
 
 # Routes said in words no other sense shares ("ditelan", "disapu", "intravenously"), for a medicine left
 # unnamed; abbreviations and dosage forms ("IM", "cream") count only beside a named drug.
-_PLAIN_ROUTE = re.compile(
-    r"\b(?:orally|by\s+mouth|ditelan|telan|melalui\s+mulut|intravenously|intravenous|intramuscularly|"
-    r"intramuscular|subcutaneously|subcutaneous|sublingually|disapu|sapukan|sapu|topically|"
-    r"rectally|per\s+rectum|melalui\s+dubur|ke\s+dalam\s+salur\s+darah|suntikan\s+ke\s+otot|"
-    r"bawah\s+kulit|bawah\s+lidah|inhaled|nebulised|nebulized)\b"
+_PLAIN_ROUTE = Anchored(
+    re.compile(
+        r"\b(?:orally|by\s+mouth|ditelan|telan|melalui\s+mulut|intravenously|intravenous|intramuscularly|"
+        r"intramuscular|subcutaneously|subcutaneous|sublingually|disapu|sapukan|sapu|topically|"
+        r"rectally|per\s+rectum|melalui\s+dubur|ke\s+dalam\s+salur\s+darah|suntikan\s+ke\s+otot|"
+        r"bawah\s+kulit|bawah\s+lidah|inhaled|nebulised|nebulized)\b"
+    ),
+    words=words(
+        "orally by ditelan telan melalui intravenously intravenous intramuscularly intramuscular "
+        "subcutaneously subcutaneous sublingually disapu sapukan sapu topically rectally per ke suntikan "
+        "bawah inhaled nebulised nebulized"
+    ),
 )
 # "daily weight", "setiap hari": said of anything, not only of a medicine.
 _LOOSE_DAILY = frozenset(("daily", "every day", "each day", "setiap hari", "tiap hari"))
@@ -1075,32 +1224,32 @@ def _leftover_quantities(r: _Reader) -> None:
     # Instructions for a medicine left unnamed ("ambil ubat ini selepas makan", "take 2 tablets three
     # times a day"): how often, and before or after food. Times of day alone are left out (history
     # speaks of mornings too).
-    for m in _TIMES.finditer(r.norm):
+    for m in _TIMES.matches(r.anchors):
         if r.free(m.start(), m.end()):
             r.add("quantity", "instruction", "frequency", _frequency_of(m), "", m.start(), m.end())
             r.claim(m.start(), m.end())
-    for m in FREQUENCY.finditer(r.norm):
+    for m in _FREQUENCY_AT.matches(r.anchors):
         spelled = _squash(m[0])
         value = _FREQUENCY_OF[spelled]
         if value.endswith("/day") and spelled not in _LOOSE_DAILY and _instruction_at(r, m, spelled):
             r.add("quantity", "instruction", "frequency", value, "", m.start(), m.end())
             r.claim(m.start(), m.end())
-    for m in TIMING.finditer(r.norm):
+    for m in _TIMING_AT.matches(r.anchors):
         spelled = _squash(m[0])
         value = _TIMING_OF[spelled]
         if value in ("before food", "after food") and _instruction_at(r, m, spelled):
             r.add("quantity", "instruction", "timing", value, "", m.start(), m.end())
             r.claim(m.start(), m.end())
-    for m in _PLAIN_ROUTE.finditer(r.norm):
+    for m in _PLAIN_ROUTE.matches(r.anchors):
         if r.free(m.start(), m.end()) and not _NOT_A_ROUTE.match(r.norm, m.end()):
             r.add("quantity", "instruction", "route", _ROUTE_OF[_squash(m[0])], "", m.start(), m.end())
             r.claim(m.start(), m.end())
-    for m in DOSE.finditer(r.norm):
+    for m in _DOSES.matches(r.anchors):
         if r.free(m.start(), m.end()):
             unit, factor = DOSE_UNITS[_squash(m["unit"])]
             r.add("quantity", unit, "value", _scaled(m["value"], factor), unit, m.start(), m.end())
             r.claim(m.start(), m.end())
-    for m in _OTHER.finditer(r.norm):
+    for m in _OTHER.matches(r.anchors):
         if r.free(m.start(), m.end()):
             unit = _OTHER_OF.get(_squash(m["u"]), m["u"])
             r.add("quantity", unit, "value", _scaled(m["v"], Fraction(1)), unit, m.start(), m.end())

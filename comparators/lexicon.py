@@ -7,8 +7,8 @@ found on word tokens through a first-word index, so a text is read in one pass h
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -26,30 +26,76 @@ class Term:
     last: int
 
 
+def _term_maker() -> Callable[[str, str, int, int], Term]:
+    """`Term(...)` at half the cost, for the many terms of a text: a frozen dataclass sets each field
+    through `object.__setattr__`; its slots' own descriptors set them directly. The same object."""
+    new = object.__new__
+    category, key, first, last = (getattr(Term, f.name).__set__ for f in fields(Term))
+
+    def make(c: str, k: str, a: int, b: int) -> Term:
+        term = new(Term)
+        category(term, c)
+        key(term, k)
+        first(term, a)
+        last(term, b)
+        return term
+
+    return make
+
+
+_term = _term_maker()
+
+
 @dataclass(frozen=True, slots=True)
 class Lexicon:
     # first word -> ((spelling's words, category, key), ...), longest spelling first
     index: dict[str, tuple[tuple[tuple[str, ...], str, str], ...]]
     by_category: dict[str, frozenset[str]]  # category -> its keys
+    # first word -> ((length, spelling's words -> (category, key)), ...), longest first: the same
+    # spellings as `index`, so that a place is tried once per length rather than once per spelling
+    by_length: dict[str, tuple[tuple[int, dict[tuple[str, ...], tuple[str, str]]], ...]] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        by_length: dict[str, tuple[tuple[int, dict[tuple[str, ...], tuple[str, str]]], ...]] = {}
+        for first, entries in self.index.items():
+            sizes: dict[int, dict[tuple[str, ...], tuple[str, str]]] = {}
+            for spelling, category, key in entries:
+                sizes.setdefault(len(spelling), {}).setdefault(spelling, (category, key))
+            by_length[first] = tuple(sorted(sizes.items(), reverse=True))
+        object.__setattr__(self, "by_length", by_length)
 
     def keys(self, category: str) -> frozenset[str]:
         return self.by_category.get(category, frozenset())
 
-    def terms(self, words: list[str]) -> list[Term]:
-        """Every lexicon term in `words`, longest first at each place, never overlapping."""
+    def terms(self, words: list[str], positions: dict[str, list[int]] | None = None) -> list[Term]:
+        """Every lexicon term in `words`, longest first at each place, never overlapping. `positions`:
+        each word's indexes in `words` (comparators/assertion.py's Tokens), where already known."""
         found: list[Term] = []
+        index = self.by_length
         i = 0
-        n = len(words)
-        while i < n:
-            entries = self.index.get(words[i])
+        # Only where a term can start: a listed first word, or a word with "/" or "+" in it.
+        if positions is None:
+            candidates = [k for k, w in enumerate(words) if w in index or "/" in w or "+" in w]
+        else:
+            candidates = [
+                k
+                for w in positions.keys() & index.keys() | {w for w in positions if "/" in w or "+" in w}
+                for k in positions[w]
+            ]
+            candidates.sort()
+        for at in candidates:
+            if at < i:
+                continue
+            i = at
             matched = 0
-            if entries:
-                for spelling, category, key in entries:
-                    size = len(spelling)
-                    if size == 1 or tuple(words[i : i + size]) == spelling:
-                        found.append(Term(category, key, i, i + size))
-                        matched = size
-                        break
+            for size, spellings in index.get(words[i], ()):
+                entry = spellings.get(tuple(words[i : i + size]))
+                if entry is not None:
+                    found.append(_term(entry[0], entry[1], i, i + size))
+                    matched = size
+                    break
             if not matched:
                 combined = self._combination(words[i])
                 if combined is not None:
@@ -63,7 +109,7 @@ class Lexicon:
         if "/" not in word and "+" not in word:
             return None
         ingredients: set[str] = set()
-        for part in re.split(r"[/+]", word):
+        for part in word.replace("+", "/").split("/"):
             entry = next(((c, k) for w, c, k in self.index.get(part, ()) if len(w) == 1), None)
             if entry is None or entry[0] != "drugs":
                 return None

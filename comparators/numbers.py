@@ -8,6 +8,7 @@ import unicodedata
 from dataclasses import dataclass
 from fractions import Fraction
 
+from comparators.anchors import Words, matches_at, spliced, words_of
 from comparators.lexicon import alternation
 
 # Words that are a number on their own (English, Malay).
@@ -44,6 +45,27 @@ _RUN = re.compile(
     rf"(?:(?:\s+|-)(?:{_NUMWORD}|{_POINT_RE})|{_AND}(?:{_NUMWORD})|\s+(?:and|dan)\s+(?:a\s+)?half)*\b"
     r"|\b(?:half|a\s+quarter)\b",
 )
+# What a run opens with (comparators/anchors.py): one of these words, or the "a" of "a hundred",
+# "a quarter" (looked for before each of them).
+_RUN_WORDS = frozenset({*(_ALL - _POINT), *_POINT, "half"})
+
+
+def run_starts(text: str, words: Words) -> list[int]:
+    """Every place a run of number words (`_RUN`) may start, from the text's `words` (comparators/
+    anchors.py's `words_of`): a number word, whole (a run starts after no word character and its first
+    word ends at a space, a hyphen or another character that is no letter), and the "a" that stands,
+    then spaces, before one ("a hundred", "a quarter")."""
+    texts, starts = words
+    found: list[int] = []
+    for k in [k for k, word in enumerate(texts) if word in _RUN_WORDS or word == "quarter"]:
+        start = starts[k]
+        if k > 0 and texts[k - 1] == "a" and text[starts[k - 1] + 1 : start].isspace():
+            found.append(starts[k - 1])
+        if texts[k] != "quarter":
+            found.append(start)
+    return found
+
+
 _TOKENS = re.compile(r"[a-z]+|\d+")
 
 
@@ -62,7 +84,7 @@ class Text:
         return self.offsets[start], self.offsets[end] if end > start else self.offsets[start]
 
 
-def _show(x: Fraction) -> str:
+def _show(x: Fraction | int) -> str:
     if x.denominator == 1:
         return str(x.numerator)
     decimal = f"{float(x):.6f}".rstrip("0").rstrip(".")
@@ -74,7 +96,9 @@ def words_to_numbers(words: list[str]) -> list[str]:
     is ["37.8"], ["one", "forty"] is ["140"] (the way blood pressures are read out), ["lima", "belas"]
     is ["15"], ["five", "five"] is ["5", "5"]. Words that cannot continue a number start a new one."""
     out: list[str] = []
-    total = current = Fraction(0)
+    # Whole numbers stay ints (exact, and faster); a half or a quarter makes them fractions.
+    total: Fraction | int = 0
+    current: Fraction | int = 0
     last: str | None = None  # kind of the last word: unit, teen, tens, scale, fraction, point
     unit = 0  # the last unit word's value (Malay "dua puluh": the unit the next word multiplies)
     decimals: list[str] | None = None
@@ -88,7 +112,7 @@ def words_to_numbers(words: list[str]) -> list[str]:
             if decimals:
                 text = f"{text}.{''.join(decimals)}" if value.denominator == 1 else text
             out.append(text)
-        total = current = Fraction(0)
+        total = current = 0
         last, unit, decimals, started = None, 0, None, False
 
     for raw in words:
@@ -119,7 +143,7 @@ def words_to_numbers(words: list[str]) -> list[str]:
                 current = current * 100 + _TEENS[w]
             elif last in ("unit", "teen", "tens"):
                 flush()
-                current = Fraction(_TEENS[w])
+                current = _TEENS[w]
             else:
                 current += _TEENS[w]
             last, started = "teen", True
@@ -128,7 +152,7 @@ def words_to_numbers(words: list[str]) -> list[str]:
                 current = current * 100 + _TENS[w]
             elif last in ("unit", "teen", "tens") and not (last == "unit" and current >= 100):
                 flush()
-                current = Fraction(_TENS[w])
+                current = _TENS[w]
             else:
                 current += _TENS[w]
             last, started = "tens", True
@@ -148,10 +172,10 @@ def words_to_numbers(words: list[str]) -> list[str]:
         elif w in _SCALES:
             scale = _SCALES[w]
             if scale >= 1000:
-                total += (current or Fraction(1)) * scale
-                current = Fraction(0)
+                total += (current or 1) * scale
+                current = 0
             else:
-                current = (current or Fraction(1)) * scale
+                current = (current or 1) * scale
             last, started = "scale", True
         elif w in _FRACTIONS or w in ("half", "quarter"):
             value = _FRACTIONS.get(w) or (Fraction(1, 2) if w == "half" else Fraction(1, 4))
@@ -182,6 +206,11 @@ _EXPANDS = re.compile(r"[^\x00-\x7f]")
 
 def read(original: str) -> Text:
     """The text as the fact extractor reads it (see the module docstring)."""
+    return read_words(original)[0]
+
+
+def read_words(original: str) -> tuple[Text, Words]:
+    """`read`, and the words of the normalized text (comparators/anchors.py's `words_of`), found once."""
     pieces: list[tuple[str, int, int]] = []  # (normalized piece, original start, original end)
     # Characters NFKC expands ("½" → "1/2", "℃" → "°c") are expanded here, keeping their span.
     position = 0
@@ -199,7 +228,9 @@ def read(original: str) -> Text:
     # Number words become digits.
     replaced: list[tuple[str, int, int]] = []  # in `lowered` coordinates
     position = 0
-    for m in _RUN.finditer(lowered):
+    words = words_of(lowered)
+    edits: list[tuple[int, int, str]] = []
+    for m in matches_at(_RUN, lowered, run_starts(lowered, words)):
         tokens = _TOKENS.findall(m[0])
         if all(t.isdigit() or t in ("and", "dan", "a") for t in tokens):
             continue
@@ -208,14 +239,15 @@ def read(original: str) -> Text:
             continue
         replaced.append((lowered[position : m.start()], position, m.start()))
         replaced.append((" ".join(numbers), m.start(), m.end()))
+        edits.append((m.start(), m.end(), replaced[-1][0]))
         position = m.end()
     if not replaced:
-        return Text(original, lowered, base_offsets)
+        return Text(original, lowered, base_offsets), words
     replaced.append((lowered[position:], position, len(lowered)))
     offsets = _offsets(replaced)
     if base_offsets is not None:
         offsets = [base_offsets[i] for i in offsets]
-    return Text(original, "".join(p for p, _, _ in replaced), offsets)
+    return Text(original, "".join(p for p, _, _ in replaced), offsets), spliced(words, edits)
 
 
 def _offsets(pieces: list[tuple[str, int, int]]) -> list[int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from itertools import chain
 
 import numpy as np
 import numpy.typing as npt
@@ -19,19 +20,12 @@ _SURROGATE_SPAN = 0x800
 
 
 def _as_codes(a: Sequence[str], b: Sequence[str]) -> tuple[str, str]:
-    codes: dict[str, str] = {}
-
-    def encode(tokens: Sequence[str]) -> str:
-        out = []
-        for token in tokens:
-            code = codes.get(token)
-            if code is None:
-                n = len(codes)
-                code = codes[token] = chr(n if n < _SURROGATES else n + _SURROGATE_SPAN)
-            out.append(code)
-        return "".join(out)
-
-    return encode(a), encode(b)
+    """Each distinct token as one code point, numbered in order of first appearance (in `a`, then `b`)."""
+    codes = {
+        token: chr(n if n < _SURROGATES else n + _SURROGATE_SPAN)
+        for n, token in enumerate(dict.fromkeys(chain(a, b)))
+    }
+    return "".join(map(codes.__getitem__, a)), "".join(map(codes.__getitem__, b))
 
 
 def lcs_length(a: Sequence[str], b: Sequence[str]) -> int:

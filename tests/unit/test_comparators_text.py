@@ -48,6 +48,14 @@ def test_tokenizer_reads_unicode_variants_one_way() -> None:
     assert tokenize("1,000 units 37.8.") == ["1,000", "units", "37.8"]
 
 
+def test_tokenize_is_scan_less_punctuation() -> None:
+    sample = "Straße ǅ İ ﬁ ½ ٣٤ 12,000.5/3 don't paru-paru café e\u0301 𝟓 _x_ a_b — ?!. BP 120/80 mmHg"
+    ascii_sample = "BP 120/80 MMHG, Don'T; PARU-PARU x_Y 12,000.50 A.B.C SpO2 98%"
+    no_underscore = "cafe\u0301 e\u0301\u0301x paru-\u0301paru don't Don’t -x 'y 1,000.5/2 ǅ İ 𝟓x x² Ⅻ"
+    for words in (sample, ascii_sample, no_underscore, no_underscore.encode("ascii", "ignore").decode()):
+        assert tokenize(words) == [t.text for t in scan(words) if t.kind != "punct"]
+
+
 def test_scan_keeps_punctuation_with_offsets() -> None:
     tokens = scan("No fever, cough.")
     assert [(t.text, t.kind) for t in tokens] == [
