@@ -316,7 +316,7 @@ def _laterality(p: list[Fact], o: list[Fact]) -> list[Difference]:
     the same side anywhere; two listed sites left over, one a side, are another site (or side)."""
     pe, oe = _by_entity(p), _by_entity(o)
     out: list[Difference] = []
-    for site in pe.keys() & oe.keys() - _ANY_SITE:
+    for site in sorted(pe.keys() & oe.keys() - _ANY_SITE):  # sorted: the same order in every process
         d = _contrast("side", "critical", site or "side", pe[site], oe[site])
         if d is not None:
             out.append(d)

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -44,6 +44,10 @@ class Bounds:
         if self.method == "anytime":
             return "bounds valid at every look"
         return f"{100 * (1 - self.alpha_used):.1f} % CI"
+
+    def halved(self) -> Bounds:
+        """The same bounds at half of both levels: for one of two comparisons that either may pass."""
+        return replace(self, alpha=self.alpha / 2, no_go_alpha=self.no_go_alpha / 2)
 
     def _levels(self, higher_is_better: bool) -> tuple[float, float]:
         """(alpha of the low end, alpha of the high end): the end a PASS needs gets alpha."""

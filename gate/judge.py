@@ -299,6 +299,13 @@ def _mean_metric(
 
 
 def _similarity(c: _Ctx) -> tuple[MetricResult, list[str]]:
+    """Similarity against production's own (the noise floor, once measured) or the calibrated floor.
+
+    With a noise floor, the candidate passes when its mean is within the allowed drop of production's own
+    or at or above the calibrated floor, each shown at half the level (so a wrong pass of both stays within
+    alpha), and fails only when both fail. Production's mean must be bounded from above to judge the drop,
+    which takes many noise pairs; meanwhile the calibrated floor, drawn from equivalent answers, still
+    decides, and a noise floor below it can only rescue a candidate that rewords as production does."""
     name, label = "semantic_similarity", "Mean semantic similarity"
     noise = [float(v) for v in c.s.noise.get(name, []) if v is not None and math.isfinite(v)]
     if len(noise) < c.p.min_noise_pairs:
@@ -307,17 +314,28 @@ def _similarity(c: _Ctx) -> tuple[MetricResult, list[str]]:
     limit = -c.p.semantic_margin_vs_noise
     if not vals or (name in c.p.required and missing / total > c.p.max_missing_rate):
         return _no_data(c, name, limit, label, len(vals), missing, total), _worst(keys, vals, highest=False)
+    b = c.b.halved() if c.b.method == "anytime" else c.b
     floor = float(np.mean(noise))
-    ci = c.b.mean_difference(vals[::-1], noise[::-1], *_RANGE[name], higher_is_better=True)
+    ci = b.mean_difference(vals[::-1], noise[::-1], *_RANGE[name], higher_is_better=True)
     diff = float(np.mean(vals)) - floor
     status = _status(ci[0], ci[1], limit, higher_is_better=True)
     verdict = {"PASS": "within", "FAIL": "more than", "MARGINAL": "too close to call against"}[status]
     reason = (
         f"{label} {_num(diff + floor)} (n={len(vals)}) is {_num(-diff)} below the noise floor's "
         f"{_num(floor)} (primary vs secondary, n={len(noise)}; "
-        f"{c.ci} of the drop {_num(-ci[1])}–{_num(-ci[0])}), "
-        f"{verdict} the allowed drop of {_num(-limit)}."
+        f"{b.label} of the drop {_num(-ci[1])}–{_num(-ci[0])}), "
+        f"{verdict} the allowed drop of {_num(-limit)}"
     )
+    if c.b.method == "anytime":
+        absolute = b.mean(vals[::-1], *_RANGE[name], higher_is_better=True)
+        on_floor = _status(absolute[0], absolute[1], c.p.semantic_similarity_min, higher_is_better=True)
+        either: Status = "FAIL" if status == on_floor == "FAIL" else "MARGINAL"
+        status = "PASS" if "PASS" in (status, on_floor) else either
+        side = _side(on_floor, higher_is_better=True)
+        reason += (
+            f"; against the calibrated floor ({b.label} {_num(absolute[0])}–{_num(absolute[1])}) "
+            f"{side} {_num(c.p.semantic_similarity_min)}"
+        )
     r = MetricResult(
         name,
         status,
@@ -328,7 +346,7 @@ def _similarity(c: _Ctx) -> tuple[MetricResult, list[str]]:
         limit,
         len(vals),
         name in c.p.critical,
-        reason,
+        reason + ".",
     )
     return r, _worst(keys, vals, highest=False)
 

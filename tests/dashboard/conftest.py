@@ -65,6 +65,7 @@ fact_margin_vs_noise = 0.3
 omission_rate_max = 0.3
 omission_margin_vs_noise = 0.3
 candidate_p95_ms_max = 2000
+require_review = false  # klinik-drift: a NO-GO on flags as the scorer raised them
 """
 
 

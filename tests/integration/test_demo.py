@@ -67,7 +67,7 @@ def test_every_planted_clinic_gets_its_verdict(demo_run: tuple[Path, dict[str, A
             assert route["reason"]
             assert route["reasons"]
 
-    # (1) an equivalent candidate: GO on every route, judged on 80 pairs each
+    # (1) an equivalent candidate: GO on every route, judged on 100 pairs each
     sejahtera = tenants["klinik-sejahtera"]
     assert sejahtera["verdict"] == "GO"
     assert {r: v["verdict"] for r, v in _routes(sejahtera).items()} == {
@@ -76,7 +76,7 @@ def test_every_planted_clinic_gets_its_verdict(demo_run: tuple[Path, dict[str, A
         "embed": "GO",
         "rerank": "GO",
     }
-    assert all(r["pairs"] == 80 for r in sejahtera["routes"])
+    assert all(r["pairs"] == 100 for r in sejahtera["routes"])
 
     # (2) a transcription regression: NO-GO on audio for the word error rate; its chat is fine
     harmoni = _routes(tenants["klinik-harmoni"])

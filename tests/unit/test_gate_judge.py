@@ -150,15 +150,33 @@ def test_timeouts_count_as_errors() -> None:
 def test_similarity_against_the_noise_floor() -> None:
     rng = np.random.default_rng(2)
     cand: list[float | None] = [
-        float(x) for x in rng.normal(0.50, 0.03, 2000)
+        float(x) for x in rng.normal(0.50, 0.03, 3000)
     ]  # below the 0.55 absolute floor ...
-    noise: list[float | None] = [float(x) for x in rng.normal(0.51, 0.03, 1000)]  # ... but so is the noise
-    v = judge(make(2000, metrics={"semantic_similarity": cand}, noise={"semantic_similarity": noise}), POLICY)
+    noise: list[float | None] = [float(x) for x in rng.normal(0.51, 0.03, 1500)]  # ... but so is the noise
+    v = judge(make(3000, metrics={"semantic_similarity": cand}, noise={"semantic_similarity": noise}), POLICY)
     sim = by_name(v, "semantic_similarity")
     assert sim.status == "PASS", sim.reason
     assert "noise floor" in sim.reason
-    v = judge(make(2000, metrics={"semantic_similarity": cand}), POLICY)  # no noise: absolute floor
+    v = judge(make(3000, metrics={"semantic_similarity": cand}), POLICY)  # no noise: absolute floor
     assert by_name(v, "semantic_similarity").status == "FAIL"
+    # Far below production's own and below the floor: a failure on both counts.
+    low: list[float | None] = [float(x) for x in rng.normal(0.30, 0.03, 3000)]
+    v = judge(make(3000, metrics={"semantic_similarity": low}, noise={"semantic_similarity": noise}), POLICY)
+    assert by_name(v, "semantic_similarity").status == "FAIL"
+
+
+def test_a_few_noise_pairs_leave_the_calibrated_floor_to_decide() -> None:
+    """Production's mean cannot be bounded from 40 pairs; a candidate well above the calibrated floor
+    passes on it, and the reason says both."""
+    same: list[float | None] = [1.0] * 100
+    v = judge(
+        make(100, metrics={"semantic_similarity": same}, noise={"semantic_similarity": same[:40]}), POLICY
+    )
+    sim = by_name(v, "semantic_similarity")
+    assert sim.status == "PASS", sim.reason
+    assert "against the calibrated floor" in sim.reason
+    assert sim.ci_low is not None
+    assert sim.ci_low < -POLICY.semantic_margin_vs_noise  # the drop alone could not be bounded
 
 
 def test_the_similarity_floor_is_the_calibrated_one() -> None:
