@@ -7,7 +7,9 @@
 Each scenario x seed builds N synthetic pairs (SOAP notes, chat answers and consultation transcripts in
 English and Malay from simulator.text), makes the candidate's side with simulator.drift.apply_drift and the
 scenario's latencies and failures, scores every pair with the route's real scorers (comparators.routes.score)
-and judges the window with gate.judge.judge under the packaged default policy, untouched, at look 1.
+and judges the window with gate.judge.judge under the packaged default policy, untouched, at look 1, after
+a clinician's simulated review (every critical flag on a planted answer marked real, any other one a
+scorer false alarm). bench/decision_looks.py judges at 20 looks instead.
 The store, Redis and the HTTP path are left out: this measures the statistics path, not the plumbing.
 """
 
@@ -228,8 +230,11 @@ def _init(similarity: bool) -> None:
 def run_one(sc: Scenario, seed: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     samples, spiked = build(sc, seed, _ENCODER.encode if _ENCODER is not None else None)
-    verdict = judge(samples, load_policy(None).for_(TENANT, sc.route))
     flagged = {i for i, ok in enumerate(samples.metrics.get("clinical_ok", [])) if ok == 0.0}
+    # A clinician reviews every flag: real where the change was planted, a false alarm elsewhere.
+    reviews = {samples.keys[i]: "real" if i in spiked else "false_alarm" for i in flagged}
+    samples = Samples(**{**samples.__dict__, "reviews": reviews})
+    verdict = judge(samples, load_policy(None).for_(TENANT, sc.route))
     return {
         "scenario": sc.name,
         "seed": seed,
