@@ -482,7 +482,7 @@ def _pct_ci(alpha: float) -> str:
 
 def _confidence(b: Bounds) -> str:
     if b.method == "anytime":
-        return f"bounds valid at every look: at most {_pct(b.alpha)} chance of a wrong GO over all looks"
+        return f"a wrong GO at most {_pct(b.alpha)} likely over all looks"
     return f"{100 * (1 - b.alpha_used):.1f} % confidence"
 
 

@@ -288,7 +288,7 @@ def report(summary: dict[str, Any]) -> str:
         verdict_table(summary["tenants"]),
         "The demo policy is the migration plan's (gate/default_policy.toml) with alpha 0.10, not 0.05,",
         "min_pairs 20, not 30, and 5 % clinical-fact limits, not 0.5 % and 2 %, so a minute of traffic",
-        "decides. `shadowgate gate` judges by the default policy: about a thousand pairs for a GO.",
+        "decides. `shadowgate gate` judges by the default policy: about 730 clean pairs for a GO.",
         "",
         f"Everything stays in {summary['data_dir']}/ (Redis data, the SQLite store with the verdicts and",
         "the audit log) until the next demo replaces it. Open it with: shadowgate dashboard",
