@@ -187,7 +187,8 @@ def test_the_review_page_marks_a_flag_from_the_keyboard_in_a_browser(
         f"local:{USER}",
         "the candidate changed a figure the clinician reads: a real difference",
     )
-    assert browser.find_element(By.CSS_SELECTOR, NOTE_FIELD).get_attribute("value") == ""
+    # The next pair's note starts empty (the browser may show the new pair a moment before the field clears).
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, NOTE_FIELD).get_attribute("value") == "")
 
 
 def _keep(shot: bytes, name: str) -> None:
