@@ -324,4 +324,4 @@ def run(settings: Settings, *, burst: bool = False) -> int:
 def check_main(settings: Settings) -> int:
     """`shadowgate worker --check`: 0 when a worker's heartbeat is fresh, else 1."""
     assert settings.redis_url is not None
-    return heartbeat_check(settings.redis_url, f"{settings.stream_prefix}:heartbeat:worker:*")
+    return heartbeat_check(settings.redis_url, f"{settings.stream_prefix}:heartbeat:worker:*", "worker")

@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -197,16 +198,23 @@ def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[T]]) -> T:
         return runner.run(with_signals())
 
 
-def check_main(redis_url: str, pattern: str) -> int:
-    """A `--check` command: 0 when a heartbeat matching `pattern` is alive, 1 otherwise (Redis down too)."""
+def check_main(redis_url: str, pattern: str, what: str = "consumer") -> int:
+    """A `--check` command: 0 when a heartbeat matching `pattern` is alive; 1 otherwise (Redis down too),
+    saying why on standard error in one sentence (no address: it may hold a password)."""
 
-    async def alive() -> bool:
+    async def why_not() -> str | None:
         redis = redis_client(redis_url)
         try:
-            return await any_heartbeat(redis, pattern)
-        except (RedisError, OSError):
-            return False
+            if await any_heartbeat(redis, pattern):
+                return None
+            return f"no {what} is alive: no fresh {what} heartbeat in Redis (none running, or it stopped)"
+        except (RedisError, OSError) as exc:
+            return f"cannot tell whether a {what} is alive: Redis is not answering ({type(exc).__name__})"
         finally:
             await redis.aclose()
 
-    return 0 if asyncio.run(alive()) else 1
+    reason = asyncio.run(why_not())
+    if reason is not None:
+        print(f"shadowgate: {reason}.", file=sys.stderr)
+        return 1
+    return 0

@@ -363,4 +363,4 @@ def run(settings: Settings, *, burst: bool = False) -> int:
 def check_main(settings: Settings) -> int:
     """`shadowgate dispatch --check`: 0 when a dispatcher's heartbeat is fresh, else 1."""
     assert settings.redis_url is not None
-    return heartbeat_check(settings.redis_url, f"{settings.stream_prefix}:heartbeat:dispatch:*")
+    return heartbeat_check(settings.redis_url, f"{settings.stream_prefix}:heartbeat:dispatch:*", "dispatcher")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -169,6 +171,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`shadowgate export | head`): stop quietly with SIGPIPE's status, as Unix
+        # tools do. Standard output now leads nowhere, so the flush at exit cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 def _dispatch(args: argparse.Namespace) -> int:

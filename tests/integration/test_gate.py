@@ -193,3 +193,26 @@ def test_policy_changes_and_decisions_are_on_record(filled: Engine, tmp_path: Pa
     with pytest.raises(ConfigError, match="who"):
         decide(filled, tenant="klinik-good", route="chat", decision="hold", by=" ", reason="x")
     assert verify(filled).ok
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(filled: Engine) -> None:
+    """`shadowgate export | head` and `shadowgate audit export | head`: when the reader goes away, the CLI
+    stops quietly with SIGPIPE's status, as Unix tools do, instead of a BrokenPipeError traceback."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SHADOWGATE_")},
+        "SHADOWGATE_DB_URL": filled.url.render_as_string(hide_password=False),
+    }
+    # export's 1,610 pairs are far more than a pipe holds: it meets the closed pipe; the audit log may fit
+    for args, statuses in ((["export"], (141,)), (["audit", "export"], (0, 141))):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shadowgate.cli", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        assert proc.stdout.readline()  # the first line, then the reader goes away, as `head -1` does
+        proc.stdout.close()
+        _, err = proc.communicate(timeout=120)
+        assert b"Traceback" not in err, err.decode()
+        assert proc.returncode in statuses, err.decode()
