@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import shlex
 import statistics
+import sys
 import textwrap
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mirror.exchange import Exchange
@@ -57,6 +61,15 @@ PLANTED: Mapping[str, Planted] = {
     ),
     "klinik-kecil": Planted("too little traffic: one request every five seconds", "INSUFFICIENT_DATA"),
 }
+
+
+def dashboard_command() -> str:
+    """How to open the dashboard from here: the `shadowgate` beside this Python (the venv's, which need not
+    be on the PATH), relative to the working directory when it is below it."""
+    launcher = Path(sys.executable).with_name("shadowgate")
+    with contextlib.suppress(ValueError):
+        launcher = launcher.relative_to(Path.cwd())
+    return f"{shlex.quote(str(launcher))} dashboard"
 
 
 def worst(statuses: Sequence[str]) -> str:
@@ -291,7 +304,7 @@ def report(summary: dict[str, Any]) -> str:
         "decides. `shadowgate gate` judges by the default policy: about 730 clean pairs for a GO.",
         "",
         f"Everything stays in {summary['data_dir']}/ (Redis data, the SQLite store with the verdicts and",
-        "the audit log) until the next demo replaces it. Open it with: shadowgate dashboard",
+        f"the audit log) until the next demo replaces it. Open it with: {dashboard_command()}",
     ]
     if summary["ignored"]:
         lines.append(
