@@ -29,6 +29,7 @@ import re
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -288,16 +289,9 @@ def summarise(sc: LookScenario, runs: list[dict[str, Any]], pool: Pool) -> dict[
             "right_at_last_look": right_last / len(runs),
             "reached_right": len(reached) / len(runs),
             "median_pairs_to_right": statistics.median(reached) if reached else None,
-            "last_look": dict(sorted(_count(r[name][-1] for r in runs).items())),
+            "last_look": dict(sorted(Counter(r[name][-1] for r in runs).items())),
         }
     return out
-
-
-def _count(items: Any) -> dict[str, int]:
-    c: dict[str, int] = {}
-    for x in items:
-        c[x] = c.get(x, 0) + 1
-    return c
 
 
 def report(results: dict[str, Any]) -> str:

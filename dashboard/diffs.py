@@ -193,6 +193,21 @@ class ClinicalView:
     candidate_html: str
     unscorable: str | None  # why the texts could not be read for facts
 
+    def table(self) -> list[dict[str, object]]:
+        """The differences as table rows, numbered as they are marked in the answers."""
+        return [
+            {
+                "#": n,
+                "severity": r.severity,
+                "kind": r.kind,
+                "slot": r.slot,
+                "about": r.entity,
+                "primary": r.primary,
+                "candidate": r.candidate,
+            }
+            for n, r in enumerate(self.rows, 1)
+        ]
+
 
 _SEVERITY_STYLE = """<style>
 .sg-facts mark{border-radius:3px;padding:0 .1rem;color:inherit}

@@ -138,20 +138,7 @@ elif facts.rows:
     with cols[1]:
         st.markdown("**Candidate**")
         st.html(facts.candidate_html)
-    st.table(
-        [
-            {
-                "#": n,
-                "severity": r.severity,
-                "kind": r.kind,
-                "slot": r.slot,
-                "about": r.entity,
-                "primary": r.primary,
-                "candidate": r.candidate,
-            }
-            for n, r in enumerate(facts.rows, 1)
-        ]
-    )
+    st.table(facts.table())
 else:
     st.caption("The two answers state the same clinical facts.")
 

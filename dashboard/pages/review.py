@@ -124,20 +124,7 @@ def answers(key: str) -> None:
         st.caption("Read again now, the two answers state the same clinical facts.")
         return
     st.caption("Red critical, yellow major, blue minor; numbered as in the table.")
-    st.table(
-        [
-            {
-                "#": n,
-                "severity": r.severity,
-                "kind": r.kind,
-                "slot": r.slot,
-                "about": r.entity,
-                "primary": r.primary,
-                "candidate": r.candidate,
-            }
-            for n, r in enumerate(facts.rows, 1)
-        ]
-    )
+    st.table(facts.table())
 
 
 def mark_form(scope: Scope, key: str, index: int, total: int) -> None:

@@ -69,6 +69,23 @@ require_review = false  # klinik-drift: a NO-GO on flags as the scorer raised th
 """
 
 
+def pg_database(prefix: str) -> tuple[Engine, Callable[[], None]]:
+    """A PostgreSQL database of its own on the test server, and how to drop it."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(TEST_PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(make_url(TEST_PG_URL).set(database=name).render_as_string(hide_password=False))
+
+    def drop() -> None:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return engine, drop
+
+
 @dataclass(frozen=True)
 class Filled:
     """One filled store and everything a dashboard needs to run on it."""
@@ -162,18 +179,7 @@ class Stores:
             engine = make_engine(f"sqlite:///{self.root / 'sqlite' / 'shadowgate.db'}")
             self._cleanups.append(engine.dispose)
             return engine
-        name = f"sg_dash_{uuid.uuid4().hex[:12]}"
-        admin = make_engine(TEST_PG_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        engine = make_engine(make_url(TEST_PG_URL).set(database=name).render_as_string(hide_password=False))
-
-        def drop() -> None:
-            engine.dispose()
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
-
+        engine, drop = pg_database("sg_dash")
         self._cleanups.append(drop)
         return engine
 

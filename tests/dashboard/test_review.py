@@ -11,14 +11,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import streamlit as st
-from sqlalchemy import Engine, delete, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, delete
 from streamlit.testing.v1 import AppTest
 
 from store.audit import entries, verify
@@ -27,9 +25,8 @@ from store.models import PAIRS
 from store.records import Payload
 from store.reviews import awaiting, mark, marks, queue
 from store.writes import save_scored
-from tests.dashboard.conftest import USER, Filled
+from tests.dashboard.conftest import USER, Filled, pg_database
 from tests.dashboard.test_pages import app, html, markdown, on_page, signed_in, with_oidc
-from tests.integration.conftest import TEST_PG_URL
 from tests.integration.test_gate import pairs
 
 EDGE = ("klinik-edge", "chat")  # the pipeline's tenant x route whose flags these tests mark
@@ -187,18 +184,7 @@ def own_store(
         engine = make_engine(f"sqlite:///{tmp_path / 'review.db'}")
         drop = engine.dispose
     else:
-        name = f"sg_review_{uuid.uuid4().hex[:12]}"
-        admin = make_engine(TEST_PG_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        engine = make_engine(make_url(TEST_PG_URL).set(database=name).render_as_string(hide_password=False))
-
-        def drop() -> None:
-            engine.dispose()
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
-
+        engine, drop = pg_database("sg_review")
     init_db(engine)
     monkeypatch.setenv("SHADOWGATE_DB_URL", engine.url.render_as_string(hide_password=False))
     st.cache_data.clear()
